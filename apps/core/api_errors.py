@@ -1,0 +1,14 @@
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from rest_framework import exceptions
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from apps.core.errors import RetortError
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus our domain errors as 400s with their message and details."""
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, RetortError):
+        exc = exceptions.ValidationError({"detail": str(exc), **exc.details})
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,7 @@
+"""Every REST endpoint, under /api/v1/."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("apps.datasets.api_urls")),
+]

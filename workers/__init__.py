@@ -1,0 +1,1 @@
+"""Everything that computes and knows no Django: algorithms, the LLM client, the trainer."""

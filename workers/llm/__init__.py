@@ -1,0 +1,1 @@
+"""The OpenAI-compatible async client, prompt templates, reply parsers and offline backends."""

@@ -1,0 +1,1 @@
+"""torch / transformers / peft: data building, losses, the trainer entry point."""
