@@ -1,0 +1,220 @@
+"""Reply contracts and their parsers. Pure functions: text in, a parsed value or a ParseError out.
+
+Contracts (what the prompt templates ask for):
+- judge: the last two non-empty lines are `Score of Assistant 1: <n>` and `Score of Assistant 2: <n>`,
+  scores on a 1-10 scale. Tolerated: any case, markdown emphasis and bullets, extra spaces, a trailing
+  full stop, `7/10` and `7 out of 10`, and the two lines in either order.
+- generator: the reply is the new instruction itself. Lion's filters reject it when it mentions the
+  word "instruction", was cut by the length limit, has three words or fewer, or starts with punctuation;
+  each filter can be switched off.
+- rationale: reasoning that ends with `So the answer is <label>.` Also accepted, because real teachers
+  write them: `The answer is <label>.` and `Answer: <label>`. A few-shot completion that runs on into
+  the next example is cut at the example's marker first.
+- classifier: the reply holds `<answer>Category</answer>` (the last one counts).
+
+A reply that breaks its contract raises ParseError with a short machine-readable `code` and a message
+for people. Callers never turn a failed parse into a default value.
+"""
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+
+
+class ParseError(ValueError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+# --- judge ----------------------------------------------------------------------------------------
+_NUMBER = r"[-+]?\d+(?:\.\d+)?"
+_SCORE_LINE = re.compile(
+    rf"^score\s+(?:of|for)\s+assistant\s*#?\s*([12])\s*[:\uff1a=\-\u2013]?\s*({_NUMBER})"
+    rf"(?:\s*(?:/|out\s+of)\s*({_NUMBER}))?\s*[.!]?$",
+    re.IGNORECASE,
+)
+_EMPHASIS = re.compile(r"[*_`]+")
+_LEADER = re.compile(r"^(?:[-+>#]+|\d+[.)])\s+")
+
+
+@dataclass(frozen=True)
+class JudgeScores:
+    assistant_1: float
+    assistant_2: float
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def _clean_line(line: str) -> str:
+    line = _EMPHASIS.sub("", line).strip()
+    line = _LEADER.sub("", line)
+    return re.sub(r"\s+", " ", line).strip()
+
+
+def parse_judge(text: str, *, scale: float = 10.0) -> JudgeScores:
+    lines = [_clean_line(line) for line in (text or "").splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) < 2:
+        raise ParseError("judge_missing_scores", "The reply does not end with the two score lines.")
+    scores: dict[str, float] = {}
+    for line in lines[-2:]:
+        match = _SCORE_LINE.match(line)
+        if not match:
+            raise ParseError("judge_missing_scores", "Expected 'Score of Assistant N: <number>' on the last "
+                                                     f"two lines; got {line[:80]!r}.")
+        which, value, out_of = match.groups()
+        if out_of is not None and float(out_of) != scale:
+            raise ParseError("judge_bad_scale", f"Score given out of {out_of}, expected out of {scale:g}.")
+        score = float(value)
+        if not 0 <= score <= scale:
+            raise ParseError("judge_out_of_range", f"Score {value} is outside 0-{scale:g}.")
+        if which in scores:
+            raise ParseError("judge_missing_scores", f"Assistant {which} is scored twice.")
+        scores[which] = score
+    return JudgeScores(scores["1"], scores["2"])
+
+
+# --- generator ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GeneratorFilters:
+    reject_mentions_instruction: bool = True
+    reject_truncated: bool = True
+    reject_short: bool = True
+    max_short_words: int = 3
+    reject_leading_punctuation: bool = True
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "GeneratorFilters":
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in (data or {}).items() if k in fields})
+
+
+@dataclass(frozen=True)
+class GeneratedInstruction:
+    text: str
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+# Straight, curly and angle quotes (written as escapes so the source stays ASCII).
+_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "\u00ab": "\u00bb"}
+
+
+def _strip_quotes(text: str) -> str:
+    while len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
+        text = text[1:-1].strip()
+    return text
+
+
+def parse_generated_instruction(text: str, *, finish_reason: str = "",
+                                filters: GeneratorFilters | None = None) -> GeneratedInstruction:
+    filters = filters or GeneratorFilters()
+    cleaned = _strip_quotes((text or "").strip())
+    if not cleaned:
+        raise ParseError("generator_empty", "The reply is empty.")
+    if filters.reject_truncated and finish_reason == "length":
+        raise ParseError("generator_truncated", "The reply was cut by the length limit.")
+    if filters.reject_mentions_instruction and "instruction" in cleaned.lower():
+        raise ParseError("generator_mentions_instruction",
+                         "The reply talks about 'instruction' instead of being one.")
+    if filters.reject_short and len(cleaned.split()) <= filters.max_short_words:
+        raise ParseError("generator_too_short", f"The reply has {filters.max_short_words} words or fewer.")
+    if filters.reject_leading_punctuation and unicodedata.category(cleaned[0]).startswith(("P", "S")):
+        raise ParseError("generator_leading_punctuation", f"The reply starts with {cleaned[0]!r}.")
+    return GeneratedInstruction(cleaned)
+
+
+# --- rationale ------------------------------------------------------------------------------------
+# Where a few-shot completion starts the next example; nothing after it belongs to this answer.
+DEFAULT_STOP_MARKERS = ("\nQ:", "\nQuestion:", "\nPremise:", "\nInput:", "\nExample ")
+_ANSWER_STATEMENT = re.compile(
+    r"(?:(?:^|(?<=[\s.]))(?:so,?\s+)?the\s+(?:final\s+)?answer\s+is\s*:?\s*|^\s*answer\s*:\s*)([^\n]+?)\s*(?=[.!](?:\s|$)|$)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_CHOICE_PREFIX = re.compile(r"^\(?([a-e])\)\s*(.*)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Rationale:
+    rationale: str
+    label: str
+    choice: str = ""  # the option letter, when the answer named one
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().strip(".").strip()).lower()
+
+
+def parse_rationale(text: str, *, labels: list[str] | None = None, choices: list[str] | None = None,
+                    stop_markers: tuple[str, ...] = DEFAULT_STOP_MARKERS,
+                    require_rationale: bool = True) -> Rationale:
+    """`labels`: the allowed answers (e.g. entailment/neutral/contradiction); `choices`: the options of a
+    multiple-choice question in order (a), (b), …; with either, the answer must be one of them."""
+    head = text or ""
+    cut = [i for i in (head.find(marker) for marker in stop_markers) if i >= 0]
+    if cut:
+        head = head[: min(cut)]
+    # The contract puts the answer last; an earlier "the answer is 71" is a step of the reasoning.
+    matches = list(_ANSWER_STATEMENT.finditer(head))
+    match = matches[-1] if matches else None
+    if match is None:
+        raise ParseError("rationale_no_answer", "No final 'So the answer is …' statement.")
+    reasoning = head[: match.start()].strip()
+    raw = match.group(1).strip()
+    raw = re.sub(r"[.!]+$", "", raw).strip()
+    if not raw:
+        raise ParseError("rationale_no_answer", "The answer statement names no answer.")
+    if require_rationale and not reasoning:
+        raise ParseError("rationale_empty", "The reply gives an answer but no reasoning.")
+    label, letter = raw, ""
+    prefixed = _CHOICE_PREFIX.match(raw)
+    if prefixed:
+        letter, label = prefixed.group(1).lower(), prefixed.group(2).strip() or raw
+    if choices:
+        by_text = {_norm(c): c for c in choices}
+        if _norm(label) in by_text:
+            label = by_text[_norm(label)]
+        elif letter and ord(letter) - ord("a") < len(choices):
+            label = choices[ord(letter) - ord("a")]
+        else:
+            raise ParseError("rationale_unknown_label", f"{raw!r} is not one of the choices.")
+    elif labels:
+        allowed = {_norm(item): item for item in labels}
+        if _norm(label) not in allowed:
+            raise ParseError("rationale_unknown_label", f"{raw!r} is not one of {', '.join(labels)}.")
+        label = allowed[_norm(label)]
+    return Rationale(reasoning, label, letter)
+
+
+# --- classifier -----------------------------------------------------------------------------------
+_ANSWER_TAG = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Classification:
+    category: str
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def parse_classification(text: str, *, categories: list[str] | None = None) -> Classification:
+    found = _ANSWER_TAG.findall(text or "")
+    if not found:
+        raise ParseError("classifier_no_tag", "The reply holds no <answer>…</answer>.")
+    value = found[-1].strip().strip("\"'*.").strip()
+    if not value:
+        raise ParseError("classifier_empty", "The <answer> tag is empty.")
+    if categories:
+        allowed = {c.lower(): c for c in categories}
+        if value.lower() not in allowed:
+            raise ParseError("classifier_unknown_category",
+                             f"{value!r} is not one of {', '.join(categories)}.")
+        value = allowed[value.lower()]
+    return Classification(value)
