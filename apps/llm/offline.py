@@ -1,0 +1,154 @@
+"""Run an offline endpoint's pending calls: look up what its dataset records, let the backend answer,
+record the results through the same Recorder as API calls (contracts, fresh samples, review queue).
+
+Offline backends match a request to the dataset by the `instruction` and `input` variables it was built
+from (the same content hash the importer uses). The embedding model loads on the worker at first use.
+"""
+
+import time
+from collections import defaultdict
+
+from apps.datasets.formats.records import content_hash
+from apps.datasets.models import Instruction
+from apps.experiments.models import Experiment
+from apps.llm import conf
+from apps.llm.budget import BudgetGate
+from apps.llm.models import LLMCall, LLMEndpoint
+from apps.llm.runner import Heartbeat, PendingFeed, Recorder, RunSummary, flight_from_row, refuse
+from apps.llm.selectors import endpoint_config
+from workers.llm.offline import Reference
+from workers.llm.offline.backends import (
+    OfflineItem,
+    ReplayBackend,
+    ReserveItem,
+    RetrievalGenerator,
+    SimilarityJudge,
+)
+from workers.llm.offline.embeddings import MiniLMEmbedder
+from workers.llm.offline.novelty import default_novelty_filter
+
+# Reserve embeddings per dataset state, kept for the life of the worker process.
+_RESERVE_CACHE: dict[tuple, tuple[list[ReserveItem], object]] = {}
+
+
+def _reference_key(request) -> str:
+    return content_hash(str(request.vars.get("instruction", "")), str(request.vars.get("input", "")))
+
+
+def _references(dataset_id: int, flights) -> dict[int, Reference]:
+    keys = {f.call_id: _reference_key(f.request) for f in flights}
+    found = {
+        h: Reference(output, label, category)
+        for h, output, label, category in Instruction.objects.filter(
+            dataset_id=dataset_id, content_hash__in=set(keys.values())
+        ).values_list("content_hash", "reference_output", "gold_label", "task_category")
+    }
+    return {call_id: found[h] for call_id, h in keys.items() if h in found}
+
+
+def _reserve(dataset_id: int, embedder) -> tuple[list[ReserveItem], object]:
+    state = (Instruction.objects.filter(dataset_id=dataset_id).order_by("-id")
+             .values_list("id", flat=True).first())
+    key = (dataset_id, state)
+    if key not in _RESERVE_CACHE:
+        items = [ReserveItem(text if not extra else f"{text}\n\n{extra}", category)
+                 for text, extra, category in Instruction.objects.filter(dataset_id=dataset_id)
+                 .order_by("id").values_list("text", "input", "task_category").iterator(2000)]
+        _RESERVE_CACHE.clear()
+        _RESERVE_CACHE[key] = (items, embedder.encode([i.text for i in items]))
+    return _RESERVE_CACHE[key]
+
+
+def _seen_texts(experiment_id: int | None) -> list[str]:
+    """Everything an experiment has already seen: its seed pool, the instructions it generated, and the
+    generator replies in its ledger."""
+    if experiment_id is None:
+        return []
+    dataset_id = Experiment.objects.filter(pk=experiment_id).values_list("dataset_id", flat=True).first()
+    texts = list(Instruction.objects.filter(dataset_id=dataset_id).values_list("text", flat=True))
+    texts += (Instruction.objects.filter(created_in_round__experiment_id=experiment_id)
+              .values_list("text", flat=True))
+    for parsed in LLMCall.objects.filter(experiment_id=experiment_id, status=LLMCall.Status.OK,
+                                         parsed__has_key="text").values_list("parsed", flat=True):
+        texts.append(parsed["text"])
+    return texts
+
+
+class _Backends:
+    def __init__(self, endpoint: LLMEndpoint):
+        self.endpoint = endpoint
+        self._generators: dict[int | None, RetrievalGenerator] = {}
+        self._embedder = None
+        self._fixed = None
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            self._embedder = MiniLMEmbedder()
+        return self._embedder
+
+    def answer(self, items: list[OfflineItem], experiment_of: dict[int, int | None]):
+        kind = self.endpoint.backend
+        if kind == LLMEndpoint.Backend.REPLAY:
+            return ReplayBackend().answer(items)
+        if kind == LLMEndpoint.Backend.SIMILARITY_JUDGE:
+            self._fixed = self._fixed or SimilarityJudge(self.embedder)
+            return self._fixed.answer(items)
+        # Retrieval: what counts as "seen" differs per experiment, so each gets its own generator.
+        by_experiment = defaultdict(list)
+        for item in items:
+            by_experiment[experiment_of[item.key]].append(item)
+        results = {}
+        for experiment_id, group in by_experiment.items():
+            if experiment_id not in self._generators:
+                reserve, vectors = _reserve(self.endpoint.offline_dataset_id, self.embedder)
+                self._generators[experiment_id] = RetrievalGenerator(
+                    reserve, self.embedder, default_novelty_filter(), seen=_seen_texts(experiment_id),
+                    vectors=vectors)
+            for result in self._generators[experiment_id].answer(group):
+                results[result.key] = result
+        return [results[item.key] for item in items]
+
+
+def run_offline_endpoint(endpoint: LLMEndpoint, *, owner: str, max_run_s: float | None = None) -> RunSummary:
+    config = endpoint_config(endpoint)
+    summary = RunSummary()
+    budget = BudgetGate(config)
+    recorder = Recorder(endpoint, config, budget, summary)
+    feed = PendingFeed(endpoint.pk)
+    heartbeat = Heartbeat(endpoint.pk, owner, conf.lease_seconds())
+    backends = _Backends(endpoint)
+    deadline = time.monotonic() + max_run_s if max_run_s else None
+    rescanned = False
+    if endpoint.offline_dataset_id is None:
+        recorder.stop_endpoint(f"Paused LLM calls: offline endpoint '{endpoint.name}' has no dataset set.")
+        return summary
+    while heartbeat.beat():
+        if deadline is not None and time.monotonic() > deadline:
+            summary.more_work = True
+            break
+        rows = feed.next(conf.offline_chunk())
+        if not rows:
+            if rescanned:
+                break
+            feed.cursor, rescanned = 0, True
+            continue
+        rescanned = False
+        flights = {}
+        for row in rows:
+            flight, refusal = flight_from_row(row, budget)
+            if flight is None:
+                refuse(feed, summary, row[3], row[5], refusal)
+            else:
+                flights[flight.call_id] = flight
+        if not flights:
+            continue
+        references = _references(endpoint.offline_dataset_id, flights.values())
+        items = [OfflineItem(f.call_id, f.request, references.get(f.call_id)) for f in flights.values()]
+        results = backends.answer(items, {f.call_id: f.experiment_id for f in flights.values()})
+        summary.sent += len(items)
+        if recorder.record(results, flights):
+            break
+    else:
+        summary.stopped = "lost the endpoint lease to another runner"
+    return summary
