@@ -35,7 +35,11 @@ class Instruction(models.Model):
     task_category = models.CharField(max_length=64, blank=True)
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.IMPORTED)
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
         help_text="The instruction this one was generated or expanded from.",
     )
     created_in_round = models.ForeignKey(
