@@ -28,7 +28,8 @@ trap stop INT TERM EXIT
 
 # One worker serves every queue here; production runs one per queue (see README).
 $PY -m celery -A config worker -Q default,llm,gpu --concurrency 2 --loglevel INFO \
-  --hostname "retort@%h" --logfile var/log/worker.log &
+  --hostname "retort@%h" --logfile var/log/worker.log \
+  --beat --schedule var/celerybeat-schedule &
 pids+=($!)
 $PY manage.py runserver "$HOST:$PORT" --noreload --skip-checks >var/log/web.log 2>&1 &
 pids+=($!)

@@ -94,6 +94,8 @@ class ImportJob(TimeStampedModel):
     errors = models.JSONField(default=list, blank=True)
     error_count = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker that ran it last.")
+    attempts = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

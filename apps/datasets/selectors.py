@@ -1,10 +1,10 @@
 """Reads for datasets, instructions and imports."""
 
-from django.core.cache import cache
 from django.db.models import Q, QuerySet
 
+from apps.core.heartbeat import heartbeat_get
 from apps.datasets.models import Dataset, ImportJob, Instruction
-from apps.datasets.services import import_progress_key
+from apps.datasets.services import HEARTBEAT_KIND
 
 
 def dataset_list() -> QuerySet[Dataset]:
@@ -50,7 +50,7 @@ def import_job_progress(job: ImportJob) -> dict:
     """Live progress of a running job (from the cache), or the final counts of a finished one."""
     if job.is_finished:
         return {"percent": 100, "records": job.records_read}
-    live = cache.get(import_progress_key(job.pk)) or {}
+    live = heartbeat_get(HEARTBEAT_KIND, job.pk) or {}
     total = live.get("total") or 0
     percent = int(100 * live.get("bytes", 0) / total) if total else 0
     return {"percent": min(percent, 99), "records": live.get("records", 0)}

@@ -70,6 +70,8 @@ class RecordStream:
         with open(self.path, "rb") as f:
             head = f.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
         if head[:1] == b"[":
+            if self.format == "jsonl":
+                raise FileFormatError("line 1", "the file is a JSON array, not JSON Lines; use the 'alpaca' format")
             return self._json_array()
         if self.format == "alpaca" and head[:1] == b"{":
             raise FileFormatError(
