@@ -41,9 +41,7 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    # Limits for ordinary tasks; training tasks override both with None (they can run for days).
-    task_soft_time_limit=int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", 3600)),
-    task_time_limit=int(os.environ.get("CELERY_TASK_TIME_LIMIT", 3900)),
+    # No global time limit: training runs for days. Every other task declares its own limits (tested).
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     timezone="UTC",

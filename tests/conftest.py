@@ -52,3 +52,12 @@ def api_for():
         return api
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Heartbeats and progress live in the cache; ids restart with every test database."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
