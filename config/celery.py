@@ -7,6 +7,7 @@ Routing is by the module a task lives in, so a new task lands on the right queue
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -40,11 +41,20 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    # Limits for ordinary tasks; training tasks override both with None (they can run for days).
-    task_soft_time_limit=int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", 3600)),
-    task_time_limit=int(os.environ.get("CELERY_TASK_TIME_LIMIT", 3900)),
+    # No global time limit: training runs for days. Every other task declares its own limits (tested).
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     timezone="UTC",
+    beat_schedule={
+        "recover-stale-work": {"task": "apps.core.tasks.recover_stale_work", "schedule": 60.0},
+    },
 )
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def recover_on_start(sender=None, **kwargs):
+    """A worker that starts after a crash picks up what the dead one left, without waiting for beat."""
+    from apps.core.recovery import stale_work_recover
+
+    stale_work_recover()

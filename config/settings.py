@@ -116,7 +116,9 @@ if RUN_MODE.is_embedded:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "retort.sqlite3",
+            "NAME": Path(os.environ.get("RETORT_SQLITE_PATH", VAR_DIR / "retort.sqlite3")),
+            # A file, not memory, so that worker processes started by integration tests share it.
+            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
             # WAL lets the web server read while the worker writes; the timeout rides out short locks.
             "OPTIONS": {
                 "timeout": 30,
@@ -137,9 +139,17 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- cache (import progress and other cross-process hints; never the source of truth) ----------------
-if os.environ.get("CACHE_URL"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}}
+# --- cache: progress and heartbeats of running jobs. Written outside their database transactions, so it
+# must be shared by every web and worker process: Redis in production, a folder under var/ embedded. ---
+_cache_url = os.environ.get("CACHE_URL") or (
+    os.environ["CELERY_BROKER_URL"]
+    if not RUN_MODE.is_embedded and os.environ["CELERY_BROKER_URL"].startswith(("redis://", "rediss://"))
+    else ""
+)
+if not RUN_MODE.is_embedded and not _cache_url:
+    raise ImproperlyConfigured("With a non-Redis broker, set CACHE_URL to a Redis URL for job progress and heartbeats.")
+if _cache_url:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}}
 else:
     CACHES = {
         "default": {
@@ -167,6 +177,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 MEDIA_ROOT = Path(os.environ.get("RETORT_MEDIA_ROOT", VAR_DIR / "media"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -182,6 +193,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
 RETORT_MAX_UPLOAD_BYTES = env_int("RETORT_MAX_UPLOAD_BYTES", 4 * 1024**3)
 RETORT_IMPORT_MAX_RECORD_BYTES = env_int("RETORT_IMPORT_MAX_RECORD_BYTES", 1024 * 1024)
+# A running job whose heartbeat is older than this is taken to have lost its worker and is re-queued.
+RETORT_STALE_AFTER_S = env_int("RETORT_STALE_AFTER_S", 120)
+# Functions that find work a dead worker left behind and queue it again (run at worker start and each minute).
+RETORT_RECOVERERS = ["apps.datasets.services.import_job_recover_stale"]
 
 # --- security (production) --------------------------------------------------------------------------
 if not RUN_MODE.is_embedded:
@@ -191,7 +206,8 @@ if not RUN_MODE.is_embedded:
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    # The preload flag does nothing until the domain is submitted to the browsers' list.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

@@ -20,3 +20,44 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("../shared/data is not beside this checkout (set RETORT_SHARED_DATA)")
     return path
+
+
+@pytest.fixture
+def client_for(client):
+    """A logged-in Django test client for a new user holding `role` (None: logged in, no role)."""
+    from tests.factories import user_with_role
+
+    def make(role):
+        user = user_with_role(role)
+        client.force_login(user)
+        client.user = user
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api_for():
+    """A DRF client authenticated by token for a new user holding `role`."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from tests.factories import user_with_role
+
+    def make(role):
+        user = user_with_role(role)
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        api.user = user
+        return api
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Heartbeats and progress live in the cache; ids restart with every test database."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

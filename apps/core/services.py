@@ -6,8 +6,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from apps.core.roles import Role
 from apps.core.errors import RetortError
+from apps.core.roles import Role
 
 
 @transaction.atomic
@@ -24,11 +24,11 @@ def user_grant_role(*, username: str, role: Role) -> None:
 
 
 @transaction.atomic
-def admin_ensure(*, username: str, password: str | None) -> str | None:
-    """Create the superuser if it does not exist. Returns the password when one was generated."""
+def admin_ensure(*, username: str, password: str | None) -> tuple[bool, str | None]:
+    """Create the superuser if it does not exist. Returns (created, the password if one was generated)."""
     User = get_user_model()
     if User.objects.filter(username=username).exists():
-        return None
+        return False, None
     generated = None
     if not password:
         password = generated = secrets.token_urlsafe(12)
@@ -36,4 +36,4 @@ def admin_ensure(*, username: str, password: str | None) -> str | None:
     user.set_password(password)
     user.full_clean(exclude=["password"])
     user.save()
-    return generated
+    return True, generated

@@ -27,7 +27,16 @@ class InstructionAdmin(admin.ModelAdmin):
 
 @admin.register(ImportJob)
 class ImportJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "dataset_name", "detected_format", "status", "imported", "duplicates", "error_count", "created_at"]
+    list_display = [
+        "id",
+        "dataset_name",
+        "detected_format",
+        "status",
+        "imported",
+        "duplicates",
+        "error_count",
+        "created_at",
+    ]
     list_filter = ["status", "detected_format"]
     search_fields = ["dataset_name", "original_filename"]
     readonly_fields = [f.name for f in ImportJob._meta.fields]

@@ -35,7 +35,11 @@ class Instruction(models.Model):
     task_category = models.CharField(max_length=64, blank=True)
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.IMPORTED)
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
         help_text="The instruction this one was generated or expanded from.",
     )
     created_in_round = models.ForeignKey(
@@ -90,6 +94,8 @@ class ImportJob(TimeStampedModel):
     errors = models.JSONField(default=list, blank=True)
     error_count = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker that ran it last.")
+    attempts = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -25,7 +25,11 @@ class Response(models.Model):
     rationale = models.TextField(blank=True)
     style = models.CharField(max_length=32, blank=True, help_text="chain_of_thought, commented_code, detailed…")
     rewrites = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="rewritten_as",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="rewritten_as",
         help_text="For a style rewrite: the response it rewrites.",
     )
     template_id = models.CharField(max_length=64, blank=True)

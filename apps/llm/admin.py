@@ -13,8 +13,17 @@ class LLMEndpointAdmin(admin.ModelAdmin):
 
 @admin.register(LLMCall)
 class LLMCallAdmin(admin.ModelAdmin):
-    list_display = ["id", "model", "purpose", "status", "prompt_tokens", "completion_tokens", "cost",
-                    "latency_ms", "created_at"]
+    list_display = [
+        "id",
+        "model",
+        "purpose",
+        "status",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+        "latency_ms",
+        "created_at",
+    ]
     list_filter = ["status", "purpose", "endpoint"]
     search_fields = ["request_hash", "model"]
     readonly_fields = [f.name for f in LLMCall._meta.fields]

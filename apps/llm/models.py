@@ -21,9 +21,9 @@ class LLMEndpoint(TimeStampedModel):
     base_url = models.URLField(max_length=500, blank=True)
     model = models.CharField(max_length=200)
     api_key_env = models.CharField(
-        max_length=100, blank=True,
-        validators=[RegexValidator(r"^[A-Z_][A-Z0-9_]*$",
-                                   "An environment variable name, e.g. OPENAI_API_KEY.")],
+        max_length=100,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "An environment variable name, e.g. OPENAI_API_KEY.")],
         help_text="Name of the environment variable holding the key (never the key itself).",
     )
     max_concurrency = models.PositiveIntegerField(default=8, validators=[MinValueValidator(1)])

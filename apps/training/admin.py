@@ -14,7 +14,16 @@ class TrainingJobAdmin(admin.ModelAdmin):
     list_display = ["id", "round", "status", "progress", "worker", "started_at", "finished_at"]
     list_filter = ["status"]
     search_fields = ["worker", "round__experiment__name"]
-    readonly_fields = ["celery_task_id", "worker", "progress", "metrics", "checkpoint", "error", "started_at", "finished_at"]
+    readonly_fields = [
+        "celery_task_id",
+        "worker",
+        "progress",
+        "metrics",
+        "checkpoint",
+        "error",
+        "started_at",
+        "finished_at",
+    ]
     inlines = [ArtifactInline]
 
 

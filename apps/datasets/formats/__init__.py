@@ -6,7 +6,7 @@ unreadable (broken JSON syntax in an array, a truncated file) raises `FileFormat
 """
 
 from apps.datasets.formats.detect import FORMATS, detect_format
-from apps.datasets.formats.records import FileFormatError, Record, RecordProblem, content_hash
 from apps.datasets.formats.readers import read_records
+from apps.datasets.formats.records import FileFormatError, Record, RecordProblem, content_hash
 
 __all__ = ["FORMATS", "FileFormatError", "Record", "RecordProblem", "content_hash", "detect_format", "read_records"]

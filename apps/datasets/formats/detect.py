@@ -72,6 +72,4 @@ def detect_format(path: Path) -> str:
         return _kind_from_keys(set(obj) if isinstance(obj, dict) else None, jsonl=True)
     if suffix in {".json", ".jsonl", ".ndjson"}:
         raise FileFormatError("line 1", "a JSON file must start with '[' (an array) or '{' (JSON Lines)")
-    raise FileFormatError(
-        "", f"cannot tell the format of {path.name!r}; pass --format ({', '.join(FORMATS)})"
-    )
+    raise FileFormatError("", f"cannot tell the format of {path.name!r}; pass --format ({', '.join(FORMATS)})")

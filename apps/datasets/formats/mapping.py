@@ -11,9 +11,14 @@ _ALPACA_KNOWN = {"instruction", "input", *OUTPUT_KEYS, *LABEL_KEYS, *CATEGORY_KE
 
 # ShareGPT speaker names (and OpenAI roles) mapped to user / assistant / system.
 SPEAKERS = {
-    "human": "user", "user": "user",
-    "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant", "bard": "assistant",
-    "bing": "assistant", "model": "assistant",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bard": "assistant",
+    "bing": "assistant",
+    "model": "assistant",
     "system": "system",
 }
 
@@ -75,8 +80,13 @@ def record_from_alpaca(obj: Any, location: str) -> Record | RecordProblem:
             input_ = first.get("input", "")
             output = output or first.get("output", "")
     return Record(
-        text=text, input=input_ or "", reference_output=output, gold_label=label,
-        task_category=category.strip(), metadata=metadata, location=location,
+        text=text,
+        input=input_ or "",
+        reference_output=output,
+        gold_label=label,
+        task_category=category.strip(),
+        metadata=metadata,
+        location=location,
     )
 
 
@@ -120,7 +130,9 @@ def record_from_turns(
             continue
         expected = "user" if len(normalised) % 2 == 0 else "assistant"
         if role != expected:
-            return RecordProblem(location, f"{where} is from the {role}; expected the {expected} (turns must alternate, user first)")
+            return RecordProblem(
+                location, f"{where} is from the {role}; expected the {expected} (turns must alternate, user first)"
+            )
         normalised.append({"role": role, "content": content})
     if not normalised:
         return RecordProblem(location, "the conversation has no user message")
@@ -137,7 +149,9 @@ def record_from_turns(
         text=text,
         reference_output=normalised[1]["content"] if len(normalised) > 1 else "",
         task_category=str(extra.get("category", "")).strip() if isinstance(extra.get("category"), str) else "",
-        metadata=metadata, turns=later, location=location,
+        metadata=metadata,
+        turns=later,
+        location=location,
     )
 
 

@@ -70,9 +70,13 @@ class RecordStream:
         with open(self.path, "rb") as f:
             head = f.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
         if head[:1] == b"[":
+            if self.format == "jsonl":
+                raise FileFormatError("line 1", "the file is a JSON array, not JSON Lines; use the 'alpaca' format")
             return self._json_array()
         if self.format == "alpaca" and head[:1] == b"{":
-            raise FileFormatError("line 1", "the 'alpaca' format is a JSON array ('[' first); use 'jsonl' for JSON Lines")
+            raise FileFormatError(
+                "line 1", "the 'alpaca' format is a JSON array ('[' first); use 'jsonl' for JSON Lines"
+            )
         return self._json_lines()
 
     # -- JSON Lines --------------------------------------------------------------------------------
@@ -177,7 +181,9 @@ class RecordStream:
                     where = f"line {reader.line_num}"
                     if "field larger than field limit" in str(exc):
                         raise FileFormatError(
-                            where, f"a field is over the {self.max_record_bytes:,}-byte limit (RETORT_IMPORT_MAX_RECORD_BYTES)"
+                            where,
+                            f"a field is over the {self.max_record_bytes:,}-byte limit "
+                            "(RETORT_IMPORT_MAX_RECORD_BYTES)",
                         ) from None
                     raise FileFormatError(where, f"malformed CSV: {exc}") from None
                 row_no += 1

@@ -14,8 +14,7 @@ class Command(BaseCommand):
         except OperationalError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             hint = (
-                "Start PostgreSQL or correct DATABASE_URL. Retort never falls back to SQLite when "
-                "DATABASE_URL is set."
+                "Start PostgreSQL or correct DATABASE_URL. Retort never falls back to SQLite when DATABASE_URL is set."
                 if not mode.is_embedded
                 else "Check that var/ is writable."
             )

@@ -13,7 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, **options):
         username = os.environ.get("RETORT_ADMIN_USERNAME", "admin")
-        generated = admin_ensure(username=username, password=os.environ.get("RETORT_ADMIN_PASSWORD"))
+        created, generated = admin_ensure(username=username, password=os.environ.get("RETORT_ADMIN_PASSWORD"))
         if generated:
             self.stdout.write(
                 self.style.WARNING(
@@ -21,5 +21,7 @@ class Command(BaseCommand):
                     "(shown only this once; change it in the admin)."
                 )
             )
+        elif created:
+            self.stdout.write(f"Created the admin user {username!r} with the password in RETORT_ADMIN_PASSWORD.")
         else:
-            self.stdout.write(f"Admin user {username!r} already exists (or was taken from the environment).")
+            self.stdout.write(f"Admin user {username!r} exists.")

@@ -1,0 +1,39 @@
+"""Heartbeats of running jobs, kept in the shared cache.
+
+A job's heartbeat is written from inside its own long database transaction, where a row update would
+stay invisible to everyone else until commit; the cache is outside that transaction. A heartbeat carries
+the job's live progress too, so one write serves both the progress bar and the liveness check.
+"""
+
+import os
+import socket
+import time
+
+from django.core.cache import cache
+
+TTL_S = 24 * 3600
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _key(kind: str, job_id: int) -> str:
+    return f"retort:heartbeat:{kind}:{job_id}"
+
+
+def heartbeat_touch(kind: str, job_id: int, **progress) -> None:
+    cache.set(_key(kind, job_id), {**progress, "at": time.time()}, TTL_S)
+
+
+def heartbeat_get(kind: str, job_id: int) -> dict | None:
+    return cache.get(_key(kind, job_id))
+
+
+def heartbeat_age_s(kind: str, job_id: int) -> float | None:
+    beat = heartbeat_get(kind, job_id)
+    return None if beat is None else time.time() - beat["at"]
+
+
+def heartbeat_clear(kind: str, job_id: int) -> None:
+    cache.delete(_key(kind, job_id))

@@ -1,0 +1,25 @@
+"""Work left behind by a dead worker is found in the database and queued again.
+
+Brokers differ in what they do with a task whose worker was killed (the file-system transport loses it,
+Redis returns it only after its visibility timeout), so the database is the source of truth: each job
+claims itself under a row lock, beats while it runs, and a recoverer re-queues jobs whose heartbeat has
+gone quiet. Recoverers run when a worker starts and every minute from Celery beat.
+"""
+
+import logging
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+
+def stale_work_recover(*, stale_after_s: float | None = None) -> dict[str, list[int]]:
+    stale_after_s = settings.RETORT_STALE_AFTER_S if stale_after_s is None else stale_after_s
+    requeued = {}
+    for path in settings.RETORT_RECOVERERS:
+        ids = import_string(path)(stale_after_s=stale_after_s)
+        if ids:
+            logger.warning("Re-queued work left by a dead worker: %s %s", path, ids)
+        requeued[path] = ids
+    return requeued

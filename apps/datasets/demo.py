@@ -1,0 +1,46 @@
+"""The demo datasets that `make run` imports on a fresh installation (files in demo_data/)."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from apps.datasets.importing import ImportReport, dataset_import_file
+from apps.datasets.models import Dataset
+
+DEMO_DIR = settings.BASE_DIR / "demo_data"
+SOURCE = "Self-Instruct (Wang et al., ACL 2023), github.com/yizhongw/self-instruct"
+
+
+@dataclass(frozen=True)
+class DemoDataset:
+    name: str
+    filename: str
+    description: str
+
+
+DEMO_DATASETS = (
+    DemoDataset(
+        "demo-self-instruct-seeds",
+        "self-instruct_seed_tasks.jsonl",
+        "175 human-written seed tasks with an example input and output each.",
+    ),
+    DemoDataset(
+        "demo-user-oriented-davinci003",
+        "self-instruct_text-davinci-003_predictions.jsonl",
+        "252 user-oriented instructions answered by text-davinci-003 (replayable teacher answers).",
+    ),
+)
+
+
+def demo_datasets_load() -> list[ImportReport]:
+    """Import each demo dataset that does not exist yet; a second call does nothing."""
+    reports = []
+    for demo in DEMO_DATASETS:
+        if Dataset.objects.filter(name=demo.name).exists():
+            continue
+        report = dataset_import_file(path=DEMO_DIR / demo.filename, dataset_name=demo.name)
+        Dataset.objects.filter(pk=report.dataset_id).update(
+            description=demo.description, source=SOURCE, license="Apache-2.0"
+        )
+        reports.append(report)
+    return reports

@@ -1,0 +1,38 @@
+from django import forms
+
+from apps.datasets.formats import FORMATS
+
+FORMAT_CHOICES = [("auto", "detect from the file")] + [
+    (f, label)
+    for f, label in zip(
+        FORMATS,
+        [
+            "Alpaca JSON array",
+            "JSON Lines (Alpaca keys)",
+            "ShareGPT (conversations)",
+            "OpenAI chat JSONL (messages)",
+            "CSV (instruction, input, output)",
+            "Parquet",
+        ],
+        strict=True,
+    )
+]
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="Alpaca JSON, JSON Lines, ShareGPT, OpenAI chat JSONL, CSV or parquet.")
+    dataset_name = forms.CharField(max_length=200, help_text="A new dataset, or an existing one to add to.")
+    format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="auto")
+    skip_invalid = forms.BooleanField(
+        required=False, help_text="Import the valid records and report the invalid ones, instead of importing nothing."
+    )
+
+
+class InstructionFilterForm(forms.Form):
+    q = forms.CharField(required=False, label="Search")
+    category = forms.CharField(required=False)
+    origin = forms.ChoiceField(
+        required=False,
+        choices=[("", "any origin"), ("seed", "seed"), ("generated", "generated"), ("imported", "imported")],
+    )
+    after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)

@@ -1,0 +1,70 @@
+from rest_framework import serializers
+
+from apps.datasets.formats import FORMATS
+from apps.datasets.models import Dataset, ImportJob, Instruction
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "description", "source", "license", "size", "created_at"]
+
+
+class InstructionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Instruction
+        fields = [
+            "id",
+            "dataset",
+            "text",
+            "input",
+            "reference_output",
+            "gold_label",
+            "task_category",
+            "origin",
+            "parent",
+            "created_in_round",
+            "content_hash",
+            "metadata",
+            "created_at",
+        ]
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id",
+            "dataset_name",
+            "dataset",
+            "original_filename",
+            "format",
+            "detected_format",
+            "skip_invalid",
+            "status",
+            "records_read",
+            "imported",
+            "duplicates",
+            "skipped_invalid",
+            "error_count",
+            "errors",
+            "message",
+            "progress",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_progress(self, job) -> dict:
+        from apps.datasets.selectors import import_job_progress
+
+        return import_job_progress(job)
+
+
+class ImportCreateSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    dataset = serializers.CharField(max_length=200)
+    format = serializers.ChoiceField(choices=["auto", *FORMATS], default="auto")
+    skip_invalid = serializers.BooleanField(default=False)

@@ -1,0 +1,145 @@
+"""Writes for datasets: import jobs (uploads run on a worker) built on `dataset_import_file`."""
+
+import shutil
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from apps.core.errors import RetortError
+from apps.core.heartbeat import heartbeat_age_s, heartbeat_clear, heartbeat_touch, worker_identity
+from apps.datasets.formats import FORMATS
+from apps.datasets.importing import ImportFailed, dataset_import_file
+from apps.datasets.models import ImportJob
+
+HEARTBEAT_KIND = "import"
+
+
+def _upload_dir() -> Path:
+    path = Path(settings.MEDIA_ROOT) / "imports" / uuid.uuid4().hex
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def import_job_create(
+    *, uploaded_file, dataset_name: str, fmt: str = "auto", skip_invalid: bool = False, user=None
+) -> ImportJob:
+    """Store the upload and queue its import on a worker. The caller has checked the user's role."""
+    if fmt != "auto" and fmt not in FORMATS:
+        raise RetortError(f"Unknown format {fmt!r}; choose auto or one of {', '.join(FORMATS)}.")
+    if uploaded_file.size > settings.RETORT_MAX_UPLOAD_BYTES:
+        raise RetortError(
+            f"The file is {uploaded_file.size:,} bytes, "
+            f"over the {settings.RETORT_MAX_UPLOAD_BYTES:,}-byte upload limit."
+        )
+    name = get_valid_filename(Path(uploaded_file.name).name) or "upload"
+    target = _upload_dir() / name
+    with open(target, "wb") as out:
+        for chunk in uploaded_file.chunks():
+            out.write(chunk)
+    job = ImportJob(
+        dataset_name=dataset_name.strip(),
+        source_path=str(target),
+        original_filename=uploaded_file.name[:500],
+        format=fmt,
+        skip_invalid=skip_invalid,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    try:
+        job.full_clean()
+    except ValidationError as exc:
+        shutil.rmtree(target.parent, ignore_errors=True)
+        raise RetortError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
+    with transaction.atomic():
+        job.save()
+        from apps.datasets.tasks import run_import_job
+
+        run_import_job.delay_on_commit(job.pk)
+    return job
+
+
+def _claim(job_id: int) -> ImportJob | None:
+    """Move a queued job to running under a row lock. Any other state means someone else has it (or it
+    is done): duplicate deliveries of the same task then do nothing."""
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status != ImportJob.Status.QUEUED:
+            return None
+        job.status = ImportJob.Status.RUNNING
+        job.started_at = timezone.now()
+        job.worker = worker_identity()
+        job.attempts += 1
+        job.save(update_fields=["status", "started_at", "worker", "attempts", "updated_at"])
+    heartbeat_touch(HEARTBEAT_KIND, job_id, records=0, bytes=0, total=0)
+    return job
+
+
+def import_job_run(*, job_id: int) -> ImportJob | None:
+    """Run one queued import job. Returns None when the job was not ours to run."""
+    job = _claim(job_id)
+    if job is None:
+        return None
+
+    def on_progress(records: int, done: int, total: int) -> None:
+        heartbeat_touch(HEARTBEAT_KIND, job_id, records=records, bytes=done, total=total)
+
+    try:
+        report = dataset_import_file(
+            path=job.source_path,
+            dataset_name=job.dataset_name,
+            fmt=job.format,
+            skip_invalid=job.skip_invalid,
+            user=job.created_by,
+            on_progress=on_progress,
+        )
+        status, message = ImportJob.Status.SUCCEEDED, report.summary()
+    except ImportFailed as exc:
+        report = exc.report
+        status, message = ImportJob.Status.FAILED, str(exc)
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.is_finished:
+            return job
+        job.status, job.message = status, message
+        job.detected_format = report.format
+        job.dataset_id = report.dataset_id if status == ImportJob.Status.SUCCEEDED else None
+        job.records_read, job.imported, job.duplicates = report.records_read, report.imported, report.duplicates
+        job.skipped_invalid = report.skipped_invalid
+        job.errors = [{"location": p.location, "reason": p.reason} for p in report.problems]
+        job.error_count = report.problem_count
+        job.finished_at = timezone.now()
+        job.save()
+    shutil.rmtree(Path(job.source_path).parent, ignore_errors=True)
+    heartbeat_clear(HEARTBEAT_KIND, job_id)
+    return job
+
+
+def import_job_recover_stale(*, stale_after_s: float) -> list[int]:
+    """Queue again the jobs a dead worker left: running ones whose heartbeat went quiet, and queued ones
+    whose task message was lost (re-sending is harmless: only one delivery can claim the job)."""
+    from apps.datasets.tasks import run_import_job
+
+    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    requeued = []
+    for job_id in ImportJob.objects.filter(status=ImportJob.Status.RUNNING).values_list("pk", flat=True):
+        age = heartbeat_age_s(HEARTBEAT_KIND, job_id)
+        if age is not None and age < stale_after_s:
+            continue
+        with transaction.atomic():
+            updated = ImportJob.objects.filter(
+                pk=job_id, status=ImportJob.Status.RUNNING, started_at__lt=cutoff
+            ).update(status=ImportJob.Status.QUEUED, updated_at=timezone.now())
+            if updated:
+                run_import_job.delay_on_commit(job_id)
+                requeued.append(job_id)
+    for job_id in ImportJob.objects.filter(status=ImportJob.Status.QUEUED, updated_at__lt=cutoff).values_list(
+        "pk", flat=True
+    ):
+        run_import_job.delay(job_id)
+        requeued.append(job_id)
+    return requeued

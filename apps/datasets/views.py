@@ -1,0 +1,91 @@
+from django.shortcuts import get_object_or_404, redirect, render
+
+from apps.core.decorators import role_required
+from apps.core.errors import RetortError
+from apps.core.htmx import stop_polling
+from apps.core.roles import Role
+from apps.datasets.forms import ImportForm, InstructionFilterForm
+from apps.datasets.models import Dataset, ImportJob, Instruction
+from apps.datasets.selectors import (
+    dataset_categories,
+    dataset_list,
+    import_job_progress,
+    import_job_recent,
+    instruction_page,
+)
+from apps.datasets.services import import_job_create
+
+
+@role_required(Role.VIEWER)
+def dataset_index(request):
+    return render(request, "datasets/list.html", {"datasets": dataset_list()})
+
+
+@role_required(Role.VIEWER)
+def dataset_detail(request, pk: int):
+    dataset = get_object_or_404(Dataset, pk=pk)
+    form = InstructionFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    rows, next_after = instruction_page(
+        dataset=dataset,
+        after=filters.get("after") or 0,
+        q=filters.get("q", ""),
+        category=filters.get("category", ""),
+        origin=filters.get("origin", ""),
+    )
+    params = request.GET.copy()
+    params.pop("after", None)
+    context = {
+        "dataset": dataset,
+        "form": form,
+        "rows": rows,
+        "next_after": next_after,
+        "categories": dataset_categories(dataset),
+        "query": params.urlencode(),
+        "is_first_page": not filters.get("after"),
+    }
+    template = "datasets/detail.html#instruction-rows" if request.htmx else "datasets/detail.html"
+    return render(request, template, context)
+
+
+@role_required(Role.VIEWER)
+def instruction_detail(request, pk: int, instruction_pk: int):
+    instruction = get_object_or_404(
+        Instruction.objects.select_related("dataset", "parent"), pk=instruction_pk, dataset_id=pk
+    )
+    return render(request, "datasets/instruction.html", {"instruction": instruction})
+
+
+@role_required(Role.OPERATOR)
+def import_start(request):
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = import_job_create(
+                uploaded_file=form.cleaned_data["file"],
+                dataset_name=form.cleaned_data["dataset_name"],
+                fmt=form.cleaned_data["format"],
+                skip_invalid=form.cleaned_data["skip_invalid"],
+                user=request.user,
+            )
+        except RetortError as exc:
+            form.add_error(None, str(exc))
+        else:
+            if request.htmx:
+                return render(request, "datasets/import_job.html#job-status", _job_context(job))
+            return redirect("datasets:import-job", pk=job.pk)
+    template = "datasets/import.html#import-form" if request.htmx else "datasets/import.html"
+    return render(request, template, {"form": form, "recent": import_job_recent(limit=10)})
+
+
+def _job_context(job: ImportJob) -> dict:
+    return {"job": job, "progress": import_job_progress(job)}
+
+
+@role_required(Role.VIEWER)
+def import_job_detail(request, pk: int):
+    job = get_object_or_404(ImportJob.objects.select_related("dataset"), pk=pk)
+    if request.htmx:
+        response = render(request, "datasets/import_job.html#job-status", _job_context(job))
+        return stop_polling(response) if job.is_finished else response
+    return render(request, "datasets/import_job.html", _job_context(job))
