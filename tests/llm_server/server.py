@@ -60,6 +60,7 @@ class LLMTestServer:
         self._rng = random.Random(self.faults.seed)
         self._server: asyncio.base_events.Server | None = None
         self._in_flight = 0
+        self._handlers: set[asyncio.Task] = set()
 
     @property
     def url(self) -> str:
@@ -72,6 +73,10 @@ class LLMTestServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            # Requests still sleeping (latency, simulated hangs) end now, not after the loop is gone.
+            for task in list(self._handlers):
+                task.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1)
 
@@ -85,6 +90,8 @@ class LLMTestServer:
 
     # --- HTTP plumbing -----------------------------------------------------------------------------
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._handlers.add(task)
         try:
             while True:
                 try:
@@ -115,6 +122,7 @@ class LLMTestServer:
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             return
         finally:
+            self._handlers.discard(task)
             writer.close()
 
     async def _route(self, method: str, path: str, headers: dict, body: bytes):

@@ -29,6 +29,7 @@ class ThreadedBatch:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"llm-{config.name}", daemon=True)
         self._tasks: set[asyncio.Task] = set()
+        self._aborting = False
         self.startup_error: str = ""
 
     # --- caller's side --------------------------------------------------------------------------------
@@ -75,6 +76,7 @@ class ThreadedBatch:
             self._inbox.put_nowait(job)
 
     def _cancel_all(self) -> None:
+        self._aborting = True  # jobs still queued are dropped too, not only those already running
         for task in list(self._tasks):
             task.cancel()
 
@@ -107,6 +109,8 @@ class ThreadedBatch:
                 job = await self._inbox.get()
                 if job is _CLOSE:
                     break
+                if self._aborting:
+                    continue
                 if self.startup_error:
                     self._results.put(CallResult(job.key, FATAL, error=self.startup_error))
                     continue
