@@ -4,4 +4,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("apps.datasets.api_urls")),
+    path("", include("apps.llm.api_urls")),
 ]

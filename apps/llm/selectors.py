@@ -1,5 +1,6 @@
 """Reads for endpoints, calls, cost roll-ups, budgets and estimates."""
 
+import os
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -219,3 +220,21 @@ def experiment_budget_status(*, experiment: Experiment) -> BudgetStatus:
         pending_max_usd=sum((p["estimate"].max_cost for p in pending), Decimal(0)),
         pending_max_tokens=sum(p["estimate"].max_tokens for p in pending),
     )
+
+
+def endpoint_usage(*, endpoint_id: int) -> dict:
+    return _clean(dict(LLMCall.objects.filter(endpoint_id=endpoint_id).aggregate(**_ROLLUP)))
+
+
+def endpoint_key_is_set(endpoint: LLMEndpoint) -> bool | None:
+    """Whether the key's variable is set in this (web) process; None when the endpoint needs no key.
+    Workers may differ: the page says so."""
+    return bool(os.environ.get(endpoint.api_key_env)) if endpoint.api_key_env else None
+
+
+def call_problems(*, experiment_id: int, limit: int = 50) -> list[LLMCall]:
+    """The latest calls of an experiment that did not produce a usable reply."""
+    return list(LLMCall.objects.filter(experiment_id=experiment_id,
+                                       status__in=[LLMCall.Status.INVALID, LLMCall.Status.FAILED])
+                .only("id", "status", "stage", "purpose", "error", "http_status", "sample_index", "created_at")
+                .order_by("-id")[:limit])

@@ -1,0 +1,134 @@
+"""REST API for endpoints, the call ledger, cost roll-ups and prompt templates (under /api/v1/llm/)."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.errors import RetortError
+from apps.core.permissions import IsOperator, IsViewer
+from apps.experiments.models import Experiment
+from apps.llm import selectors
+from apps.llm.models import LLMCall, LLMEndpoint
+from apps.llm.serializers import CallSerializer, EndpointSerializer
+from apps.llm.services import ENDPOINT_FIELDS, llm_endpoint_create, llm_endpoint_test, llm_endpoint_update
+from workers.llm.prompts import TemplateError, get_template, latest_templates
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-id"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+def _writable(data: dict) -> dict:
+    return {k: v for k, v in data.items() if k in ENDPOINT_FIELDS}
+
+
+class EndpointListApi(generics.ListCreateAPIView):
+    queryset = LLMEndpoint.objects.select_related("offline_dataset").order_by("id")
+    serializer_class = EndpointSerializer
+    pagination_class = None
+
+    def get_permissions(self):
+        return [IsOperator()] if self.request.method == "POST" else [IsViewer()]
+
+    def perform_create(self, serializer):
+        serializer.instance = llm_endpoint_create(**_writable(serializer.validated_data))
+
+
+class EndpointDetailApi(generics.RetrieveUpdateAPIView):
+    queryset = LLMEndpoint.objects.all()
+    serializer_class = EndpointSerializer
+
+    def get_permissions(self):
+        return [IsViewer()] if self.request.method == "GET" else [IsOperator()]
+
+    def perform_update(self, serializer):
+        serializer.instance = llm_endpoint_update(endpoint=self.get_object(), **_writable(serializer.validated_data))
+
+
+class EndpointTestApi(APIView):
+    permission_classes = [IsOperator]
+
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request, pk: int):
+        check = llm_endpoint_test(endpoint=get_object_or_404(LLMEndpoint, pk=pk))
+        return Response({"ok": check.ok, "message": check.message, "latency_ms": check.latency_ms})
+
+
+class CallListApi(generics.ListAPIView):
+    """The ledger, newest first. Filters: experiment, round, stage, status, purpose, endpoint."""
+
+    serializer_class = CallSerializer
+    pagination_class = NewestFirst
+
+    def get_queryset(self):
+        qs = LLMCall.objects.all()
+        params = self.request.query_params
+        for name in ("experiment", "round", "endpoint"):
+            if params.get(name):
+                qs = qs.filter(**{f"{name}_id": params[name]})
+        for name in ("stage", "status", "purpose"):
+            if params.get(name):
+                qs = qs.filter(**{name: params[name]})
+        return qs
+
+
+class ExperimentCostApi(APIView):
+    """Spend per round and stage, the budget, and the estimate for calls still queued."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, pk: int):
+        experiment = get_object_or_404(Experiment, pk=pk)
+        budget = selectors.experiment_budget_status(experiment=experiment)
+        estimates = [
+            {"endpoint": e["endpoint"].name, "purpose": e["purpose"], "calls": e["estimate"].calls,
+             "prompt_tokens": e["estimate"].prompt_tokens, "expected_cost": str(e["estimate"].expected_cost),
+             "max_cost": str(e["estimate"].max_cost), "max_tokens": e["estimate"].max_tokens,
+             "counted_by": e["estimate"].method, "replies_estimated_from": e["estimate"].completion_basis}
+            for e in selectors.estimate_pending(experiment_id=pk)
+        ]
+
+        def rows(items):
+            return [{**row, "cost": str(row["cost"])} for row in items]
+
+        return Response({
+            "experiment": experiment.pk, "status": experiment.status, "status_reason": experiment.status_reason,
+            "total": rows([selectors.cost_rollup_experiment(experiment_id=pk)])[0],
+            "by_round": rows(selectors.cost_rollup_by_round(experiment_id=pk)),
+            "by_stage": rows(selectors.cost_rollup_by_stage(experiment_id=pk)),
+            "budget": {
+                "usd": str(budget.budget_usd) if budget.budget_usd is not None else None,
+                "tokens": budget.budget_tokens, "spent_usd": str(budget.spent.usd), "spent_tokens": budget.spent.tokens,
+                "queued_expected_usd": str(budget.pending_expected_usd), "queued_max_usd": str(budget.pending_max_usd),
+            },
+            "estimates": estimates,
+        })
+
+
+class PromptListApi(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        return Response([_template_json(t) for t in latest_templates()])
+
+
+class PromptDetailApi(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request, template_id: str, version: int):
+        try:
+            return Response(_template_json(get_template(template_id, version), full=True))
+        except TemplateError as exc:
+            raise RetortError(str(exc)) from None
+
+
+def _template_json(template, full: bool = False) -> dict:
+    data = {"id": template.id, "version": template.version, "purpose": template.purpose,
+            "contract": template.contract, "title": template.title, "description": template.description,
+            "variables": list(template.variables)}
+    if full:
+        data.update(system=template.system, user=template.user, examples=template.examples)
+    return data

@@ -1,0 +1,120 @@
+"""Pages for endpoints, prompt templates and costs. Viewers see everything; operators change endpoints
+and press "test connection"."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.core.decorators import role_required
+from apps.core.errors import RetortError
+from apps.core.roles import Role
+from apps.experiments.models import Experiment
+from apps.llm import selectors
+from apps.llm.forms import EndpointForm
+from apps.llm.models import LLMCall, LLMEndpoint
+from apps.llm.services import llm_endpoint_create, llm_endpoint_test, llm_endpoint_update
+from workers.llm.prompts import TemplateError, all_templates, get_template, latest_templates
+
+
+@role_required(Role.VIEWER)
+def endpoint_list(request):
+    return render(request, "llm/endpoint_list.html", {"endpoints": selectors.endpoint_list()})
+
+
+@role_required(Role.VIEWER)
+def endpoint_detail(request, pk: int):
+    endpoint = get_object_or_404(selectors.endpoint_list(), pk=pk)
+    return render(request, "llm/endpoint_detail.html", {
+        "endpoint": endpoint,
+        "usage": selectors.endpoint_usage(endpoint_id=endpoint.pk),
+        "key_is_set": selectors.endpoint_key_is_set(endpoint),
+    })
+
+
+def _save_endpoint(request, form: EndpointForm, endpoint: LLMEndpoint | None):
+    if not form.is_valid():
+        return None
+    fields = {name: form.cleaned_data[name] for name in form.Meta.fields}
+    try:
+        if endpoint is None:
+            return llm_endpoint_create(**fields)
+        return llm_endpoint_update(endpoint=endpoint, **fields)
+    except RetortError as exc:
+        form.add_error(exc.details.get("field"), str(exc))
+    except ValidationError as exc:
+        form.add_error(None, exc)
+    return None
+
+
+@role_required(Role.OPERATOR)
+def endpoint_create(request):
+    form = EndpointForm(request.POST or None)
+    if request.method == "POST" and (endpoint := _save_endpoint(request, form, None)):
+        messages.success(request, f"Endpoint {endpoint.name} created.")
+        return redirect("llm:endpoint", pk=endpoint.pk)
+    return render(request, "llm/endpoint_form.html", {"form": form, "endpoint": None})
+
+
+@role_required(Role.OPERATOR)
+def endpoint_edit(request, pk: int):
+    endpoint = get_object_or_404(LLMEndpoint, pk=pk)
+    form = EndpointForm(request.POST or None, instance=endpoint)
+    if request.method == "POST" and (saved := _save_endpoint(request, form, endpoint)):
+        messages.success(request, f"Endpoint {saved.name} saved.")
+        return redirect("llm:endpoint", pk=saved.pk)
+    return render(request, "llm/endpoint_form.html", {"form": form, "endpoint": endpoint})
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def endpoint_test(request, pk: int):
+    endpoint = get_object_or_404(LLMEndpoint, pk=pk)
+    check = llm_endpoint_test(endpoint=endpoint)
+    if request.htmx:
+        return render(request, "llm/endpoint_detail.html#test-result", {"check": check, "endpoint": endpoint})
+    (messages.success if check.ok else messages.error)(request, check.message)
+    return redirect("llm:endpoint", pk=endpoint.pk)
+
+
+@role_required(Role.VIEWER)
+def prompt_list(request):
+    versions: dict[str, list[int]] = {}
+    for template_id, version in sorted(all_templates()):
+        versions.setdefault(template_id, []).append(version)
+    rows = [(template, versions[template.id]) for template in latest_templates()]
+    return render(request, "llm/prompt_list.html", {"rows": rows})
+
+
+@role_required(Role.VIEWER)
+def prompt_detail(request, template_id: str, version: int):
+    try:
+        template = get_template(template_id, version)
+    except TemplateError:
+        raise Http404("No such prompt template") from None
+    return render(request, "llm/prompt_detail.html", {"template": template})
+
+
+@role_required(Role.VIEWER)
+def cost_overview(request):
+    experiments = {e.pk: e for e in Experiment.objects.all()}
+    rows = selectors.cost_rollup_experiments()
+    for row in rows:
+        row["experiment"] = experiments.get(row["experiment_id"])
+    return render(request, "llm/cost_overview.html", {"rows": rows})
+
+
+@role_required(Role.VIEWER)
+def cost_experiment(request, pk: int):
+    experiment = get_object_or_404(Experiment, pk=pk)
+    return render(request, "llm/cost_experiment.html", {
+        "experiment": experiment,
+        "total": selectors.cost_rollup_experiment(experiment_id=pk),
+        "by_round": selectors.cost_rollup_by_round(experiment_id=pk),
+        "by_stage": selectors.cost_rollup_by_stage(experiment_id=pk),
+        "budget": selectors.experiment_budget_status(experiment=experiment),
+        "estimates": selectors.estimate_pending(experiment_id=pk),
+        "problems": selectors.call_problems(experiment_id=pk, limit=50),
+        "statuses": LLMCall.Status,
+    })
