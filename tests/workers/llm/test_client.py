@@ -1,11 +1,12 @@
 """The client against the local test server, over real sockets: answers, retries, limits, failures."""
 
 import asyncio
+import itertools
 import os
 
 import pytest
 
-from tests.llm_server.server import Faults, ServerThread
+from tests.llm_server.server import ServerThread
 from workers.llm.batch import ThreadedBatch
 from workers.llm.client import LLMClient, call_once
 from workers.llm.redaction import MASK
@@ -63,7 +64,7 @@ def test_retry_after_is_honoured_before_the_next_attempt(server):
     [result] = run(config(server), [job(1, request_hash="a" * 64)], policy=RetryPolicy(max_attempts=3))
     assert (result.status, result.http_status, result.attempts) == (FAILED, 429, 3)
     times = [t for t, h, _ in server.stats().events if h == "a" * 64]
-    assert len(times) == 3 and all(b - a >= 0.3 for a, b in zip(times, times[1:], strict=False))
+    assert len(times) == 3 and all(b - a >= 0.3 for a, b in itertools.pairwise(times))
 
 
 def test_timeouts_are_retried_then_reported(server):
