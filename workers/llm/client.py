@@ -11,6 +11,7 @@ request to the endpoint, not per request.
 """
 
 import asyncio
+import logging
 import os
 import random
 import time
@@ -25,7 +26,15 @@ from workers.llm.retry import RetryPolicy, is_retryable_status, parse_retry_afte
 from workers.llm.transport import LeanTransport
 from workers.llm.types import FAILED, FATAL, OK, CallJob, CallResult, EndpointConfig, MissingApiKey
 
+# httpx2 logs every request at INFO: hundreds of lines a second in a busy worker, and measurable CPU.
+# Unless logging was configured for it explicitly, keep it to warnings; the ledger records every call.
+if logging.getLogger("httpx2").level == logging.NOTSET:
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+
 REQUEST_HASH_HEADER = "X-Retort-Request-Hash"
+# Statuses that say the endpoint itself is unusable (key, permission, URL or model): after the first,
+# nothing more is sent to it in this batch.
+ENDPOINT_BROKEN = frozenset({401, 403, 404})
 _PROXY_VARS = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
 
 
@@ -62,6 +71,7 @@ class LLMClient:
         self._rng = rng or random.Random()
         self._sdk: openai.AsyncOpenAI | None = None
         self._key = ""
+        self.broken: CallResult | None = None
 
     async def __aenter__(self) -> "LLMClient":
         self.open()
@@ -104,6 +114,10 @@ class LLMClient:
             attempt += 1
             retry_after = None
             await self.limiter.acquire(job.token_estimate)
+            if self.broken is not None:
+                self.limiter.release()
+                return CallResult(job.key, FATAL, error=self.broken.error, http_status=self.broken.http_status,
+                                  attempts=attempt - 1)
             started = time.perf_counter()
             try:
                 data = await self._send(job)
@@ -111,7 +125,10 @@ class LLMClient:
                 status = exc.status_code
                 error = _error_text(exc, self._key)
                 if not is_retryable_status(status):
-                    return CallResult(job.key, FATAL, attempts=attempt, error=error, http_status=status)
+                    result = CallResult(job.key, FATAL, attempts=attempt, error=error, http_status=status)
+                    if status in ENDPOINT_BROKEN:
+                        self.broken = result
+                    return result
                 retry_after = parse_retry_after(exc.response.headers)
                 if status == 429:
                     # Everyone waits, not just this request: the limit is the endpoint's, not the call's.
