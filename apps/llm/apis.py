@@ -3,11 +3,11 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.errors import RetortError
 from apps.core.permissions import IsOperator, IsViewer
 from apps.experiments.models import Experiment
 from apps.llm import selectors
@@ -122,7 +122,7 @@ class PromptDetailApi(APIView):
         try:
             return Response(_template_json(get_template(template_id, version), full=True))
         except TemplateError as exc:
-            raise RetortError(str(exc)) from None
+            raise NotFound(str(exc)) from None
 
 
 def _template_json(template, full: bool = False) -> dict:
