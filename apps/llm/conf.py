@@ -35,5 +35,16 @@ def retry_policy() -> RetryPolicy:
     )
 
 
+def process_threshold() -> int:
+    """Run the client in a child process when an endpoint allows at least 64 concurrent calls and has at
+    least this many pending: at hundreds of calls a second its own interpreter keeps the event loop clear
+    of the runner's database work, which is worth the second or so the child takes to start.
+    0: always; -1: never."""
+    return int(_number("RETORT_LLM_PROCESS_THRESHOLD", 1000))
+
+
+PROCESS_MIN_CONCURRENCY = 64
+
+
 def offline_chunk() -> int:
     return int(_number("RETORT_LLM_OFFLINE_CHUNK", 256))

@@ -65,7 +65,7 @@ def write_outcomes(outcomes: list[Outcome]) -> None:
         return
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     ops = connection.ops
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         for start in range(0, len(outcomes), _GROUP):
             group = outcomes[start:start + _GROUP]
             params: list = []

@@ -25,6 +25,7 @@ from apps.llm.services import llm_endpoint_record_error, llm_experiments_pause, 
 from workers.llm import tokens
 from workers.llm.batch import ThreadedBatch
 from workers.llm.contracts import check_reply, max_resamples
+from workers.llm.procbatch import ProcessBatch
 from workers.llm.requests import PreparedRequest
 from workers.llm.types import FAILED, FATAL, OK, CallJob, CallResult, EndpointConfig
 
@@ -226,6 +227,15 @@ def refuse(feed: PendingFeed, summary: RunSummary, experiment_id: int, stage: st
     feed.invalidate()
 
 
+def _batch_for(endpoint: LLMEndpoint, config: EndpointConfig):
+    threshold = conf.process_threshold()
+    if threshold == 0 or (threshold > 0 and endpoint.max_concurrency >= conf.PROCESS_MIN_CONCURRENCY
+                          and LLMCall.objects.filter(endpoint=endpoint, status=LLMCall.Status.PENDING).count()
+                          >= threshold):
+        return ProcessBatch(config, policy=conf.retry_policy()).start()
+    return ThreadedBatch(config, policy=conf.retry_policy()).start()
+
+
 def run_endpoint(endpoint: LLMEndpoint, *, owner: str, max_run_s: float | None = None) -> RunSummary:
     """Send the endpoint's pending calls until none is left (or the run's time is up)."""
     if endpoint.is_offline:
@@ -242,7 +252,7 @@ def run_endpoint(endpoint: LLMEndpoint, *, owner: str, max_run_s: float | None =
     need_tokens = bool(endpoint.tokens_per_minute)
     deadline = time.monotonic() + max_run_s if max_run_s else None
     flights: dict[int, Flight] = {}
-    batch = ThreadedBatch(config, policy=conf.retry_policy()).start()
+    batch = _batch_for(endpoint, config)
     abort = False
     rescanned = False
     try:

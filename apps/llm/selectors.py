@@ -26,7 +26,7 @@ def endpoint_config(endpoint: LLMEndpoint) -> EndpointConfig:
     return EndpointConfig(
         name=endpoint.name, base_url=endpoint.base_url, model=endpoint.model,
         api_key_env=endpoint.api_key_env,
-        backend=endpoint.backend, max_concurrency=endpoint.max_concurrency,
+        backend=str(endpoint.backend), max_concurrency=endpoint.max_concurrency,
         requests_per_minute=endpoint.requests_per_minute, tokens_per_minute=endpoint.tokens_per_minute,
         timeout_s=endpoint.timeout_s, price_input_per_mtok=endpoint.price_input_per_mtok,
         price_output_per_mtok=endpoint.price_output_per_mtok,

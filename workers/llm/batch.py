@@ -61,6 +61,10 @@ class ThreadedBatch:
             except queue.Empty:
                 return out
 
+    def pending(self) -> bool:
+        """Whether results are waiting to be collected."""
+        return not self._results.empty()
+
     def close(self, *, abort: bool = False, timeout: float | None = None) -> None:
         """Stop accepting work; with `abort`, cancel calls in flight (their results never arrive)."""
         if self._loop.is_closed():

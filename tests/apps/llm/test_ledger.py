@@ -75,3 +75,12 @@ def test_failed_calls_are_resent_only_when_an_operator_asks(llm_server):
     llm_server.configure(p_500=0.0)
     assert llm_calls_retry_failed(experiment_id=experiment.pk) == 3
     assert drain(endpoint).ok == 3
+
+
+def test_the_runner_can_drive_the_client_in_a_child_process(llm_server, monkeypatch):
+    monkeypatch.setenv("RETORT_LLM_PROCESS_THRESHOLD", "0")
+    endpoint = make_endpoint(llm_server, model="judge-a")
+    llm_server.configure(p_garbage=0.2, seed=2)
+    llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 40), purpose="judge", kick=False)
+    summary = drain(endpoint)
+    assert summary.sent >= 40 and not LLMCall.objects.filter(status=LLMCall.Status.PENDING).exists()

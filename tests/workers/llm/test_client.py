@@ -139,3 +139,36 @@ def test_an_aborted_batch_stops_quickly_and_drops_calls_in_flight(server):
     batch.submit(job(i, text=f"a{i}") for i in range(8))
     batch.close(abort=True, timeout=5)
     assert batch.results(wait_s=0.1) == []
+
+
+def test_a_process_batch_runs_the_loop_in_a_child_and_returns_every_result(server):
+    from workers.llm.procbatch import ProcessBatch
+
+    server.configure(latency_s=0.002, p_500=0.1, seed=5)
+    batch = ProcessBatch(config(server, max_concurrency=16), policy=FAST).start()
+    try:
+        assert batch.startup_error == ""
+        batch.submit(job(i, text=f"p{i}") for i in range(200))
+        got = []
+        while len(got) < 200:
+            more = batch.results(wait_s=10)
+            assert more, "results stopped arriving"
+            got += more
+    finally:
+        batch.close()
+    assert sorted(r.key for r in got) == list(range(200)) and all(r.ok for r in got)
+    assert batch._proc.returncode == 0
+
+
+def test_a_process_batch_reports_a_missing_key_from_the_child(server, monkeypatch):
+    from workers.llm.procbatch import ProcessBatch
+
+    monkeypatch.delenv("RETORT_CHILD_KEY", raising=False)
+    batch = ProcessBatch(config(server, api_key_env="RETORT_CHILD_KEY"), policy=FAST).start()
+    try:
+        assert "RETORT_CHILD_KEY" in batch.startup_error
+        batch.submit([job(1)])
+        [result] = batch.results(wait_s=10)
+    finally:
+        batch.close()
+    assert result.status == FATAL and server.stats().requests == 0
