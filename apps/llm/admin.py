@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from apps.llm.models import LLMCall, LLMEndpoint
+from apps.llm.models import LLMCall, LLMEndpoint, LLMRunnerLease
+from apps.llm.services import llm_endpoint_test
 
 
 @admin.register(LLMEndpoint)
@@ -9,6 +10,16 @@ class LLMEndpointAdmin(admin.ModelAdmin):
                     "api_key_env"]
     list_filter = ["backend"]
     search_fields = ["name", "model", "base_url"]
+    raw_id_fields = ["offline_dataset"]
+    readonly_fields = ["last_error", "last_error_at"]
+    actions = ["test_connection"]
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request, queryset):
+        for endpoint in queryset:
+            check = llm_endpoint_test(endpoint=endpoint)
+            self.message_user(request, f"{endpoint.name}: {check.message}",
+                              messages.SUCCESS if check.ok else messages.ERROR)
 
 
 @admin.register(LLMCall)
@@ -28,3 +39,9 @@ class LLMCallAdmin(admin.ModelAdmin):
     search_fields = ["request_hash", "model"]
     readonly_fields = [f.name for f in LLMCall._meta.fields]
     show_full_result_count = False
+
+
+@admin.register(LLMRunnerLease)
+class LLMRunnerLeaseAdmin(admin.ModelAdmin):
+    list_display = ["endpoint", "owner", "expires_at"]
+    readonly_fields = ["endpoint", "owner", "expires_at"]

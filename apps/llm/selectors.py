@@ -238,3 +238,10 @@ def call_problems(*, experiment_id: int, limit: int = 50) -> list[LLMCall]:
                                        status__in=[LLMCall.Status.INVALID, LLMCall.Status.FAILED])
                 .only("id", "status", "stage", "purpose", "error", "http_status", "sample_index", "created_at")
                 .order_by("-id")[:limit])
+
+
+def llm_call_template(call: LLMCall) -> tuple[str, int | None]:
+    """The prompt template (id, version) a call was made from, for the Response or Judgment that stores
+    its reply; ("", None) for a call not made from a template."""
+    template = (call.request or {}).get("template") or {}
+    return template.get("id", ""), template.get("version")

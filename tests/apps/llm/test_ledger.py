@@ -84,3 +84,19 @@ def test_the_runner_can_drive_the_client_in_a_child_process(llm_server, monkeypa
     llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 40), purpose="judge", kick=False)
     summary = drain(endpoint)
     assert summary.sent >= 40 and not LLMCall.objects.filter(status=LLMCall.Status.PENDING).exists()
+
+
+def test_a_call_remembers_its_template_for_the_response_that_stores_it(llm_server):
+    from apps.llm.selectors import llm_call_template
+
+    endpoint = make_endpoint(llm_server)
+    [call] = llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 1), purpose="teacher",
+                               kick=False)
+    assert llm_call_template(call) == ("teacher_answer", 1)
+
+
+def test_the_admin_can_test_an_endpoint(llm_server, admin_client):
+    endpoint = make_endpoint(llm_server)
+    response = admin_client.post("/admin/llm/llmendpoint/", {"action": "test_connection",
+                                                              "_selected_action": [endpoint.pk]}, follow=True)
+    assert "Connected: teacher-a answered" in response.content.decode()
