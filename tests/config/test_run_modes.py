@@ -22,6 +22,7 @@ def manage(*args, env_overrides: dict, tmp_path) -> subprocess.CompletedProcess:
         "SECURE_SSL_REDIRECT",
         "SECURE_HSTS_PRELOAD",
         "SECURE_HSTS_SECONDS",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
     }
     env = {k: v for k, v in os.environ.items() if k not in controlled}
     env.update({"RETORT_VAR_DIR": str(tmp_path), **env_overrides})

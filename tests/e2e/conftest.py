@@ -14,8 +14,10 @@ def browser():
         pytest.skip("chromium is not installed (apt-get install chromium); browser tests skipped")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
+    # Playwright's sync API keeps an event loop running in this thread while the browser is open; the
+    # tests' own ORM calls are still synchronous, so Django's async guard is lifted until it closes.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=executable,
