@@ -82,6 +82,19 @@ def test_api_import_returns_202_and_the_job(api_for):
     assert len(instructions["results"]) == 10 and instructions["next"]
 
 
+def test_the_service_itself_checks_the_role(tmp_path):
+    from django.core.exceptions import PermissionDenied
+
+    from apps.datasets.services import import_job_create
+    from tests.factories import user_with_role
+
+    with pytest.raises(PermissionDenied):
+        import_job_create(uploaded_file=_upload(), dataset_name="x", user=user_with_role(Role.REVIEWER))
+    with pytest.raises(PermissionDenied):
+        import_job_create(uploaded_file=_upload(), dataset_name="x", user=None)
+    assert ImportJob.objects.count() == 0
+
+
 def test_api_rejects_an_unknown_format(api_for):
     response = api_for(Role.OPERATOR).post(
         "/api/v1/imports/new/", {"file": _upload(), "dataset": "d", "format": "xml"}, format="multipart"
