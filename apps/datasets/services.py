@@ -139,9 +139,12 @@ def import_job_recover_stale(*, stale_after_s: float) -> list[int]:
             if updated:
                 run_import_job.delay_on_commit(job_id)
                 requeued.append(job_id)
-    for job_id in ImportJob.objects.filter(status=ImportJob.Status.QUEUED, updated_at__lt=cutoff).values_list(
-        "pk", flat=True
-    ):
+    waiting = list(
+        ImportJob.objects.filter(status=ImportJob.Status.QUEUED, updated_at__lt=cutoff).values_list("pk", flat=True)
+    )
+    # Stamped so that a job waiting behind a long queue is re-sent once per stale period, not every sweep.
+    ImportJob.objects.filter(pk__in=waiting).update(updated_at=timezone.now())
+    for job_id in waiting:
         run_import_job.delay(job_id)
         requeued.append(job_id)
     return requeued

@@ -170,3 +170,16 @@ def test_dataset_browsing_pages_by_cursor_and_filters(client_for):
     assert partial.count("<td>Math</td>") == 50 and "<td>Writing</td>" not in partial
     found = client.get(f"/datasets/{dataset.pk}/", {"q": rows[7].text})
     assert [r.pk for r in found.context["rows"]] == [rows[7].pk]
+
+
+def test_a_queued_job_whose_message_was_lost_is_sent_again_once_per_period(tmp_path, monkeypatch):
+    from apps.datasets import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.run_import_job, "delay", sent.append)
+    job = _queued_job(tmp_path)
+    ImportJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
+
+    assert import_job_recover_stale(stale_after_s=60) == [job.pk]
+    assert import_job_recover_stale(stale_after_s=60) == []
+    assert sent == [job.pk]
