@@ -4,3 +4,7 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 application = get_asgi_application()
+
+from apps.core.apps import log_run_mode  # noqa: E402 - needs the app registry
+
+log_run_mode()

@@ -7,7 +7,7 @@ Routing is by the module a task lives in, so a new task lands on the right queue
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_init, worker_ready
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -50,6 +50,13 @@ app.conf.update(
     },
 )
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def say_mode(sender=None, **kwargs):
+    from apps.core.apps import log_run_mode
+
+    log_run_mode()
 
 
 @worker_ready.connect

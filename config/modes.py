@@ -41,6 +41,10 @@ class RunMode:
         return f"{self.name} mode — database: {self.database}; Celery broker: {self.broker}"
 
 
+def sqlite_path() -> Path:
+    return Path(os.environ.get("RETORT_SQLITE_PATH", var_dir() / "retort.sqlite3"))
+
+
 def embedded_broker_dir() -> Path:
     return var_dir() / "broker"
 
@@ -53,7 +57,7 @@ def current_mode() -> RunMode:
     if not database_url and not broker_url:
         return RunMode(
             "embedded",
-            f"SQLite file {var_dir() / 'retort.sqlite3'}",
+            f"SQLite file {sqlite_path()}",
             f"file-system transport in {embedded_broker_dir()}",
         )
     missing = "CELERY_BROKER_URL" if database_url else "DATABASE_URL"

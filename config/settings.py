@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.modes import BASE_DIR, current_mode, embedded_broker_dir, var_dir
+from config.modes import BASE_DIR, current_mode, embedded_broker_dir, sqlite_path, var_dir
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -116,7 +116,7 @@ if RUN_MODE.is_embedded:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": Path(os.environ.get("RETORT_SQLITE_PATH", VAR_DIR / "retort.sqlite3")),
+            "NAME": sqlite_path(),
             # A file, not memory, so that worker processes started by integration tests share it.
             "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
             # WAL lets the web server read while the worker writes; the timeout rides out short locks.

@@ -61,3 +61,13 @@ def _empty_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collected_static():
+    """Production mode serves hashed static files from a manifest, which collectstatic writes."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    if "Manifest" in settings.STORAGES["staticfiles"]["BACKEND"]:
+        call_command("collectstatic", interactive=False, verbosity=0)

@@ -12,10 +12,10 @@ from pathlib import Path
 import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, transaction
 
 from apps.core.errors import RetortError
-from apps.datasets.bulk_writer import InstructionWriter
+from apps.datasets.bulk_writer import instruction_writer
 from apps.datasets.formats import FileFormatError, Record, RecordProblem, content_hash, read_records
 from apps.datasets.models import Dataset, Instruction
 
@@ -132,7 +132,7 @@ def dataset_import_file(
             "Nothing was imported (use --skip-invalid to import the valid records and skip these).",
             report,
         ) from None
-    except IntegrityError as exc:
+    except DatabaseError as exc:
         raise ImportFailed(
             f"{path.name}: the database refused the import ({exc}). Nothing was imported.", report
         ) from exc
@@ -142,45 +142,38 @@ def dataset_import_file(
 
 
 def _import_stream(stream, dataset: Dataset, *, check_existing: bool, report: ImportReport, on_progress) -> None:
-    writer = InstructionWriter(dataset)
+    writer = instruction_writer(dataset, check_existing=check_existing)
     seen: set[int] = set()  # 128-bit prefixes of the hashes seen in this file
     batch: list[tuple[str, Record]] = []
-
-    def flush():
-        rows = batch
-        if check_existing:
-            known = set(
-                Instruction.objects.filter(dataset=dataset, content_hash__in=[h for h, _ in rows]).values_list(
-                    "content_hash", flat=True
-                )
-            )
-            report.duplicates += sum(1 for h, _ in rows if h in known)
-            rows = [(h, r) for h, r in rows if h not in known]
-        writer.write(rows)
-        report.imported += len(rows)
-        batch.clear()
-
-    for item in stream:
-        report.records_read += 1
-        if isinstance(item, RecordProblem):
-            report.add_problem(item)
-            continue
-        problem = _record_problem(item)
-        if problem:
-            report.add_problem(RecordProblem(item.location, problem))
-            continue
-        digest = content_hash(item.text, item.input, item.turns)
-        key = int(digest[:32], 16)
-        if key in seen:
-            report.duplicates += 1
-            continue
-        seen.add(key)
-        batch.append((digest, item))
-        if len(batch) >= BATCH_SIZE:
-            flush()
-            if on_progress:
-                on_progress(report.records_read, stream.bytes_read, stream.total_bytes)
-    if batch:
-        flush()
+    try:
+        for item in stream:
+            report.records_read += 1
+            if isinstance(item, RecordProblem):
+                report.add_problem(item)
+                continue
+            problem = _record_problem(item)
+            if problem:
+                report.add_problem(RecordProblem(item.location, problem))
+                continue
+            digest = content_hash(item.text, item.input, item.turns)
+            key = int(digest[:32], 16)
+            if key in seen:
+                report.duplicates += 1
+                continue
+            seen.add(key)
+            batch.append((digest, item))
+            if len(batch) >= BATCH_SIZE:
+                writer.write(batch)
+                batch = []
+                if on_progress:
+                    on_progress(report.records_read, stream.bytes_read, stream.total_bytes)
+        if batch:
+            writer.write(batch)
+        imported, known = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    report.imported = imported
+    report.duplicates += known
     if on_progress:
         on_progress(report.records_read, stream.total_bytes, stream.total_bytes)

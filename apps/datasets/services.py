@@ -13,6 +13,7 @@ from django.utils.text import get_valid_filename
 
 from apps.core.errors import RetortError
 from apps.core.heartbeat import heartbeat_age_s, heartbeat_clear, heartbeat_touch, worker_identity
+from apps.core.roles import Role, require_role
 from apps.datasets.formats import FORMATS
 from apps.datasets.importing import ImportFailed, dataset_import_file
 from apps.datasets.models import ImportJob
@@ -29,7 +30,8 @@ def _upload_dir() -> Path:
 def import_job_create(
     *, uploaded_file, dataset_name: str, fmt: str = "auto", skip_invalid: bool = False, user=None
 ) -> ImportJob:
-    """Store the upload and queue its import on a worker. The caller has checked the user's role."""
+    """Store the upload and queue its import on a worker, for a user holding the operator role."""
+    require_role(user, Role.OPERATOR)
     if fmt != "auto" and fmt not in FORMATS:
         raise RetortError(f"Unknown format {fmt!r}; choose auto or one of {', '.join(FORMATS)}.")
     if uploaded_file.size > settings.RETORT_MAX_UPLOAD_BYTES:
@@ -137,9 +139,12 @@ def import_job_recover_stale(*, stale_after_s: float) -> list[int]:
             if updated:
                 run_import_job.delay_on_commit(job_id)
                 requeued.append(job_id)
-    for job_id in ImportJob.objects.filter(status=ImportJob.Status.QUEUED, updated_at__lt=cutoff).values_list(
-        "pk", flat=True
-    ):
+    waiting = list(
+        ImportJob.objects.filter(status=ImportJob.Status.QUEUED, updated_at__lt=cutoff).values_list("pk", flat=True)
+    )
+    # Stamped so that a job waiting behind a long queue is re-sent once per stale period, not every sweep.
+    ImportJob.objects.filter(pk__in=waiting).update(updated_at=timezone.now())
+    for job_id in waiting:
         run_import_job.delay(job_id)
         requeued.append(job_id)
     return requeued

@@ -15,7 +15,16 @@ PRODUCTION = {
 
 
 def manage(*args, env_overrides: dict, tmp_path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in {*PRODUCTION, "CACHE_URL", "DEBUG"}}
+    controlled = {
+        *PRODUCTION,
+        "CACHE_URL",
+        "DEBUG",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_PRELOAD",
+        "SECURE_HSTS_SECONDS",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
+    }
+    env = {k: v for k, v in os.environ.items() if k not in controlled}
     env.update({"RETORT_VAR_DIR": str(tmp_path), **env_overrides})
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120

@@ -6,8 +6,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.core.heartbeat import heartbeat_get
+from apps.core.roles import Role
 from apps.datasets.models import Dataset, ImportJob, Instruction
 from apps.datasets.services import HEARTBEAT_KIND, import_job_create
+from tests.factories import user_with_role
 from tests.integration.worker import WorkerProcess, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -34,7 +36,11 @@ def _job(job_id):
 def test_an_upload_is_imported_by_a_worker(workers, shared_data):
     worker = workers()
     content = (shared_data / "self-instruct_seed_tasks.jsonl").read_bytes()
-    job = import_job_create(uploaded_file=SimpleUploadedFile("seeds.jsonl", content), dataset_name="seeds")
+    job = import_job_create(
+        uploaded_file=SimpleUploadedFile("seeds.jsonl", content),
+        dataset_name="seeds",
+        user=user_with_role(Role.OPERATOR),
+    )
     wait_for(lambda: _job(job.pk).is_finished, 60, "the import to finish", worker)
     job = _job(job.pk)
     assert (job.status, job.imported, job.worker.split(":")[0] != "") == ("succeeded", 175, True)
@@ -47,7 +53,9 @@ def test_a_worker_killed_mid_import_loses_nothing(workers, tmp_path):
         json.dumps({"instruction": f"Summarise report {i} in one line."}).encode() + b"\n" for i in range(n)
     )
     first = workers(RETORT_STALE_AFTER_S=1)
-    job = import_job_create(uploaded_file=SimpleUploadedFile("big.jsonl", lines), dataset_name="big")
+    job = import_job_create(
+        uploaded_file=SimpleUploadedFile("big.jsonl", lines), dataset_name="big", user=user_with_role(Role.OPERATOR)
+    )
 
     def progressed():
         beat = heartbeat_get(HEARTBEAT_KIND, job.pk) or {}

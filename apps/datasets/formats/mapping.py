@@ -48,7 +48,25 @@ def _first(obj: dict, keys: tuple[str, ...]) -> str | RecordProblem:
     return ""
 
 
+_PLAIN_KEYS = frozenset({"instruction", "input", "output"})
+
+
 def record_from_alpaca(obj: Any, location: str) -> Record | RecordProblem:
+    # Fast path for the common shape: only Alpaca's three keys, all strings (or a null input/output).
+    if type(obj) is dict and obj.keys() <= _PLAIN_KEYS:
+        text, input_, output = obj.get("instruction"), obj.get("input"), obj.get("output")
+        if (
+            type(text) is str
+            and text
+            and not text.isspace()
+            and (input_ is None or type(input_) is str)
+            and (output is None or type(output) is str)
+        ):
+            return Record(text=text, input=input_ or "", reference_output=output or "", location=location)
+    return _record_from_any_alpaca(obj, location)
+
+
+def _record_from_any_alpaca(obj: Any, location: str) -> Record | RecordProblem:
     if not isinstance(obj, dict):
         return RecordProblem(location, f"expected a JSON object with an 'instruction' key, got {_type_name(obj)}")
     if "instruction" not in obj:

@@ -96,7 +96,8 @@ class RecordStream:
                 yield lineno, None, size
             else:
                 yield lineno, line, len(line)
-            self.bytes_read = f.tell()
+            if lineno % 1024 == 0:  # tell() costs as much as parsing a short line
+                self.bytes_read = f.tell()
 
     def _json_lines(self) -> Iterator[Item]:
         with open(self.path, "rb") as f:

@@ -82,6 +82,19 @@ def test_api_import_returns_202_and_the_job(api_for):
     assert len(instructions["results"]) == 10 and instructions["next"]
 
 
+def test_the_service_itself_checks_the_role(tmp_path):
+    from django.core.exceptions import PermissionDenied
+
+    from apps.datasets.services import import_job_create
+    from tests.factories import user_with_role
+
+    with pytest.raises(PermissionDenied):
+        import_job_create(uploaded_file=_upload(), dataset_name="x", user=user_with_role(Role.REVIEWER))
+    with pytest.raises(PermissionDenied):
+        import_job_create(uploaded_file=_upload(), dataset_name="x", user=None)
+    assert ImportJob.objects.count() == 0
+
+
 def test_api_rejects_an_unknown_format(api_for):
     response = api_for(Role.OPERATOR).post(
         "/api/v1/imports/new/", {"file": _upload(), "dataset": "d", "format": "xml"}, format="multipart"
@@ -155,5 +168,18 @@ def test_dataset_browsing_pages_by_cursor_and_filters(client_for):
     partial = maths.content.decode()
     assert "<html" not in partial  # only the rows partial
     assert partial.count("<td>Math</td>") == 50 and "<td>Writing</td>" not in partial
-    found = client.get(f"/datasets/{dataset.pk}/?q=number+7.")
+    found = client.get(f"/datasets/{dataset.pk}/", {"q": rows[7].text})
     assert [r.pk for r in found.context["rows"]] == [rows[7].pk]
+
+
+def test_a_queued_job_whose_message_was_lost_is_sent_again_once_per_period(tmp_path, monkeypatch):
+    from apps.datasets import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.run_import_job, "delay", sent.append)
+    job = _queued_job(tmp_path)
+    ImportJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
+
+    assert import_job_recover_stale(stale_after_s=60) == [job.pk]
+    assert import_job_recover_stale(stale_after_s=60) == []
+    assert sent == [job.pk]

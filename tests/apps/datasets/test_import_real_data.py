@@ -10,7 +10,7 @@ import pytest
 from apps.datasets.importing import dataset_import_file
 from apps.datasets.models import Dataset, Instruction
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
 
 def _norm(s: str) -> str:

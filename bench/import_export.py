@@ -1,0 +1,118 @@
+"""Import 1,000,000 Alpaca-shaped records into PostgreSQL and compare with a naive import.
+
+The records are real instructions, inputs and answers from ../shared/data, each made distinct by a
+numbered variant, plus a known number of exact duplicates that the import must count and skip. The
+fast path is the real `import_dataset` command in a child process (so its peak memory is its own);
+the baseline is a naive importer (one query to test for a duplicate and one save() per row) over the
+first 10,000 records, measured in the same run.
+
+    python bench/import_export.py [--records 1000000] [--naive 10000]
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from _setup import OUT, REPO, SHARED, machine, use_bench_database
+
+
+def real_records() -> list[dict]:
+    rows = json.loads((SHARED / "LLaMA-Factory_alpaca_en_demo.json").read_text())
+    for name in ("gpt4", "text_davinci_003", "alpaca-7b"):
+        for r in json.loads((SHARED / f"alpaca_eval_results_{name}_model_outputs.json").read_text()):
+            rows.append({"instruction": r["instruction"], "input": "", "output": r["output"]})
+    for line in (SHARED / "self-instruct_text-davinci-003_predictions.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        rows.append({"instruction": r["instruction"], "input": r["input"], "output": r["response"]})
+    return rows
+
+
+def write_file(path, n: int, duplicates: int) -> None:
+    base = real_records()
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            r = base[i % len(base)]
+            f.write(json.dumps({"instruction": f"{r['instruction']} (variant {i})", "input": r["input"],
+                                "output": r["output"]}) + "\n")
+        for i in range(duplicates):  # exact repeats of earlier records, spread over the file's head
+            r = base[(i * 7) % len(base)]
+            j = (i * 7) % n
+            r = base[j % len(base)]
+            f.write(json.dumps({"instruction": f"{r['instruction']} (variant {j})", "input": r["input"],
+                                "output": r["output"]}) + "\n")
+
+
+def naive_import(path, limit: int) -> float:
+    """One exists() and one save() per record, inside one transaction (the charitable naive version)."""
+    from django.db import transaction
+
+    from apps.datasets.formats import content_hash
+    from apps.datasets.models import Dataset, Instruction
+
+    start = time.perf_counter()
+    with transaction.atomic():
+        dataset = Dataset.objects.create(name="naive")
+        with open(path, encoding="utf-8") as f:
+            for _, line in zip(range(limit), f, strict=False):
+                r = json.loads(line)
+                digest = content_hash(r["instruction"], r["input"])
+                if Instruction.objects.filter(dataset=dataset, content_hash=digest).exists():
+                    continue
+                Instruction(dataset=dataset, text=r["instruction"], input=r["input"],
+                            reference_output=r["output"], content_hash=digest).save()
+    return time.perf_counter() - start
+
+
+def fast_import(path) -> tuple[float, float, str]:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "manage.py", "import_dataset", str(path), "--name", "fast", "--format", "jsonl"],
+        cwd=REPO, env=os.environ, capture_output=True, text=True, check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if result.returncode:
+        raise SystemExit(f"import failed:\n{result.stderr}")
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return elapsed, peak_mb, result.stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--duplicates", type=int, default=10_000)
+    parser.add_argument("--naive", type=int, default=10_000)
+    args = parser.parse_args()
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    url = use_bench_database()
+    path = OUT / f"alpaca_{args.records}.jsonl"
+    if not path.exists():
+        write_file(path, args.records, args.duplicates)
+    size_mb = path.stat().st_size / 1e6
+
+    from apps.datasets.models import Dataset
+
+    naive_s = naive_import(path, args.naive)
+    naive_rate = args.naive / naive_s
+    fast_s, peak_mb, summary = fast_import(path)
+    fast = Dataset.objects.get(name="fast")
+    total = args.records + args.duplicates
+    fast_rate = total / fast_s
+
+    print(f"machine: {machine()}; database: {url.rsplit('@', 1)[-1]}")
+    print(f"file: {total:,} records ({args.duplicates:,} exact duplicates), {size_mb:,.0f} MB JSON Lines")
+    print(f"naive save() per row: {args.naive:,} records in {naive_s:.1f} s = {naive_rate:,.0f} records/s")
+    print(f"import_dataset:       {total:,} records in {fast_s:.1f} s = {fast_rate:,.0f} records/s "
+          f"(whole command, start-up included); peak RSS {peak_mb:,.0f} MB")
+    print(f"  {summary}")
+    print(f"ratio: {fast_rate / naive_rate:.1f}x the naive rate")
+    assert fast.size == args.records, f"expected {args.records} rows, got {fast.size}"
+    assert f"{args.duplicates:,} duplicates skipped" in summary, summary
+
+
+if __name__ == "__main__":
+    main()
