@@ -1,6 +1,5 @@
 """Writes for endpoints and the call ledger."""
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from apps.reviews.models import ReviewTask
 from workers.llm.client import call_once
 from workers.llm.redaction import redact_env
 from workers.llm.requests import PreparedRequest
+from workers.llm.sync import run_sync
 
 ENDPOINT_FIELDS = (
     "name", "backend", "base_url", "model", "api_key_env", "max_concurrency", "requests_per_minute",
@@ -154,7 +154,7 @@ def llm_endpoint_test(*, endpoint: LLMEndpoint) -> ConnectionCheck:
     body = {**config.default_params, "model": endpoint.model, "max_tokens": 1,
             "messages": [{"role": "user", "content": "Reply with the word OK."}]}
     started = time.perf_counter()
-    result = asyncio.run(call_once(config, body))
+    result = run_sync(lambda: call_once(config, body))
     latency = int((time.perf_counter() - started) * 1000)
     _ledger_connection_test(endpoint, body, result, latency)
     if result.ok:

@@ -54,7 +54,7 @@ def process_pending_calls(endpoint_id: int) -> dict:
             "stopped": summary.stopped}
 
 
-@shared_task
+@shared_task(soft_time_limit=60, time_limit=120)
 def resume_pending_calls() -> list[int]:
     """Start a runner for every endpoint with pending calls (after a worker restart, calls whose task
     died with the old worker are still pending in the ledger)."""

@@ -12,6 +12,7 @@ from workers.llm.client import LLMClient, call_once
 from workers.llm.redaction import MASK
 from workers.llm.requests import PreparedRequest
 from workers.llm.retry import RetryPolicy
+from workers.llm.sync import run_sync
 from workers.llm.types import FAILED, FATAL, OK, CallJob, EndpointConfig
 
 FAST = RetryPolicy(max_attempts=6, base_delay_s=0.01, max_delay_s=0.05)
@@ -36,7 +37,7 @@ def run(cfg, jobs, policy=FAST):
         async with LLMClient(cfg, policy=policy) as client:
             return await asyncio.gather(*(client.call(j) for j in jobs))
 
-    return asyncio.run(main())
+    return run_sync(main)
 
 
 def test_each_role_answers_in_its_contract(server):
@@ -113,7 +114,7 @@ def test_a_truncated_reply_comes_back_with_its_finish_reason(server):
 def test_call_once_reports_a_missing_key_variable_by_name():
     os.environ.pop("RETORT_UNSET_VAR", None)
     cfg = EndpointConfig(name="e", base_url="http://127.0.0.1:9/v1", model="m", api_key_env="RETORT_UNSET_VAR")
-    result = asyncio.run(call_once(cfg, {"model": "m", "messages": []}))
+    result = run_sync(lambda: call_once(cfg, {"model": "m", "messages": []}))
     assert result.status == FATAL and "RETORT_UNSET_VAR" in result.error
 
 

@@ -3,6 +3,7 @@
 import asyncio
 
 from workers.llm.ratelimit import EndpointLimiter, TokenBucket
+from workers.llm.sync import run_sync
 
 
 class FakeClock:
@@ -41,7 +42,7 @@ def test_requests_per_minute_are_spaced_out():
             await bucket.take(1)
         return loop.time() - start
 
-    assert asyncio.run(main()) >= 0.2  # 5 waits of 1/20 s after the first
+    assert run_sync(main) >= 0.2  # 5 waits of 1/20 s after the first
 
 
 def test_the_limiter_caps_concurrency_and_honours_a_cool_down():
@@ -66,6 +67,6 @@ def test_the_limiter_caps_concurrency_and_honours_a_cool_down():
         limiter.release()
         return peak, loop.time() - start
 
-    peak, waited = asyncio.run(main())
+    peak, waited = run_sync(main)
     assert peak == 3
     assert waited >= 0.19

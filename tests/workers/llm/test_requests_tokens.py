@@ -103,3 +103,29 @@ def test_backoff_is_jittered_exponential_and_retry_after_is_a_floor():
 def test_which_statuses_are_retried():
     assert [s for s in (400, 401, 403, 404, 408, 409, 422, 425, 429, 500, 502, 503) if is_retryable_status(s)] == [
         408, 409, 425, 429, 500, 502, 503]
+
+
+def test_run_sync_works_with_and_without_a_running_loop():
+    import asyncio
+    import threading
+
+    from workers.llm.sync import run_sync
+
+    async def answer():
+        return 42
+
+    async def inside_a_loop():
+        return run_sync(answer)
+
+    got = {}
+
+    def in_a_fresh_thread():  # a thread whose loop is running when run_sync is called
+        loop = asyncio.new_event_loop()
+        got["plain"] = run_sync(answer)
+        got["nested"] = loop.run_until_complete(inside_a_loop())
+        loop.close()
+
+    thread = threading.Thread(target=in_a_fresh_thread)
+    thread.start()
+    thread.join()
+    assert got == {"plain": 42, "nested": 42}
