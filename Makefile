@@ -33,6 +33,7 @@ test: lint check-migrations pytest
 
 bench: install
 	$(BIN)/python bench/import_export.py
+	$(BIN)/python bench/llm_throughput.py
 
 clean:
 	rm -rf var/

@@ -71,3 +71,9 @@ def _collected_static():
 
     if "Manifest" in settings.STORAGES["staticfiles"]["BACKEND"]:
         call_command("collectstatic", interactive=False, verbosity=0)
+
+
+@pytest.fixture(autouse=True)
+def _plain_http(settings):
+    """The test client speaks plain HTTP; production mode would redirect every request to HTTPS."""
+    settings.SECURE_SSL_REDIRECT = False

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium driven by Playwright; never a browser Playwright downloads itself."""
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -15,7 +15,8 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop running in this thread while the browser is open; the
-    # tests' own ORM calls are still synchronous, so Django's async guard is lifted until it closes.
+    # tests' own ORM calls are still synchronous, so Django's async guard is lifted until it closes. Module
+    # scope: later tests must not inherit a running loop.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
     with sync_playwright() as p:

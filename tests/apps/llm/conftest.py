@@ -28,15 +28,6 @@ def _fast_retries(monkeypatch):
     monkeypatch.setenv("RETORT_LLM_RETRY_MAX_S", "0.05")
 
 
-@pytest.fixture(autouse=True)
-def _plain_http_pages(settings):
-    """Production mode redirects every page to HTTPS and serves hashed static files from collectstatic's
-    manifest; these tests read pages over the test client without either."""
-    settings.SECURE_SSL_REDIRECT = False
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-
-
 def make_endpoint(server=None, **fields) -> LLMEndpoint:
     defaults = {"name": f"endpoint-{next(_names)}", "base_url": server.url if server else "", "model": "teacher-a",
                 "max_concurrency": 16, "timeout_s": 5.0}
