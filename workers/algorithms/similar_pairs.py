@@ -149,13 +149,18 @@ def _shortest_partner(max_length: int, t: float) -> np.ndarray:
 
 
 class PrefixIndex:
-    """Inverted index from element to the member texts holding it in their prefix, sorted by length."""
+    """Inverted index from element to the member texts holding it in their prefix.
+
+    Postings are sorted by (element, member length n, position j), so for each probe and each partner
+    length n the members whose element sits within their pair-specific prefix (j <= n - k(m + n)) are one
+    contiguous slice, found by binary search: nothing outside the length window or past the prefix is read.
+    """
 
     def __init__(self, texts: TokenizedTexts, members: np.ndarray, t: float) -> None:
         self.t = t
         self.stride = texts.max_length + 1
         owner, element, position = _prefix_entries(texts, members, t)
-        key = element.astype(np.int64) * self.stride + texts.lengths[owner]
+        key = (element.astype(np.int64) * self.stride + texts.lengths[owner]) * self.stride + position
         order = np.argsort(key, kind="stable")
         self.keys = key[order]
         self.members = owner[order]
@@ -164,18 +169,23 @@ class PrefixIndex:
     def _ranges(
         self, texts: TokenizedTexts, queries: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Each probe (query, position) and the slice of postings it can pair with."""
+        """For each probe (query, position i) and partner length n, the slice of postings that qualify."""
         need = _overlap_table(texts.max_length, self.t)
         owner, element, i = _prefix_entries(texts, queries, self.t)
-        m = texts.lengths[owner]
-        # Members a probe can pair with: long enough for the length bound, and short enough that the
-        # probe's element (at position i) still lies within the query's prefix for k(m + n).
+        m = texts.lengths[owner].astype(np.int64)
+        # Partner lengths a probe can pair with: long enough for the length bound, and short enough that
+        # the probe's element (at position i) still lies within the query's prefix for k(m + n).
         shortest = _shortest_partner(texts.max_length, self.t)[m]
         longest = np.minimum(np.searchsorted(need, m - i, side="right") - 1 - m, texts.max_length)
-        base = element.astype(np.int64) * self.stride
-        begin = np.searchsorted(self.keys, base + shortest, side="left")
-        count = np.maximum(0, np.searchsorted(self.keys, base + longest, side="right") - begin)
-        return owner, i, begin, count
+        span = np.maximum(0, longest - shortest + 1)
+        probe = np.repeat(np.arange(owner.size), span)
+        n = np.repeat(shortest, span) + np.arange(int(span.sum())) - np.repeat(np.cumsum(span) - span, span)
+        deepest = n - need[m[probe] + n]  # the member's element must sit at a position <= this
+        base = (element[probe].astype(np.int64) * self.stride + n) * self.stride
+        begin = np.searchsorted(self.keys, base, side="left")
+        stop = np.searchsorted(self.keys, base + np.maximum(deepest, 0), side="right")
+        count = np.where(deepest >= 0, stop - begin, 0)
+        return owner[probe], i[probe], begin, count
 
     def work(self, texts: TokenizedTexts, queries: np.ndarray) -> int:
         """How many index entries `candidates` would visit: a cheap measure of its cost."""
@@ -190,10 +200,6 @@ class PrefixIndex:
         i = np.repeat(i, count)
         member = self.members[at]
         j = self.positions[at]
-        n = texts.lengths[member]
-        # ... and the rarest shared element must lie within the member's prefix for k(m + n) too.
-        keep = j <= n - need[texts.lengths[query] + n]
-        query, member, i, j = query[keep], member[keep], i[keep], j[keep]
         if query.size == 0:
             return query, member
         # Group the entries by pair; each pair's entries are now its rarest shared elements, in order.
