@@ -127,7 +127,7 @@ def main() -> None:
     pool_size, n_candidates = (5_000, 1_000) if args.quick else (52_000, 6_000)
     scaling = (1_000, 2_000, 5_000) if args.quick else (5_000, 10_000, 20_000, 50_000)
     sample_size = args.sample or (4 if args.quick else 12)
-    repeats = 2
+    repeats = 3
     config = NoveltyConfig()
     print(f"machine: {machine()}")
     print(f"workload: {n_candidates:,} candidates against {pool_size:,} pool items (real texts, {args.data})")

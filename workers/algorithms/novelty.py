@@ -41,7 +41,7 @@ class NoveltyConfig(AlgorithmConfig):
     threshold: float = 0.7
     nearest_floor: float = 0.5
     processes: int = 0
-    parallel_work: int = 8_000_000
+    parallel_work: int = 20_000_000
     chunk: int = 2000
 
     def __post_init__(self) -> None:

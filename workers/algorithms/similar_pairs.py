@@ -39,6 +39,7 @@ from workers.algorithms.rouge import TokenCodec, f_measure_array, tokenize
 
 _MARGIN = 1e-9
 _MASK_WORDS = 2  # 64-bit words of common-element bits per text
+_WHOLE_SLICE = 48  # a probe's postings window up to this long is read whole, longer ones cut per length
 
 
 @dataclasses.dataclass
@@ -166,10 +167,8 @@ class PrefixIndex:
         self.members = owner[order]
         self.positions = position[order]
 
-    def _ranges(
-        self, texts: TokenizedTexts, queries: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """For each probe (query, position i) and partner length n, the slice of postings that qualify."""
+    def _slices(self, texts: TokenizedTexts, queries: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Each probe (query, position i, element) and its slice of postings within the length window."""
         need = _overlap_table(texts.max_length, self.t)
         owner, element, i = _prefix_entries(texts, queries, self.t)
         m = texts.lengths[owner].astype(np.int64)
@@ -177,19 +176,43 @@ class PrefixIndex:
         # the probe's element (at position i) still lies within the query's prefix for k(m + n).
         shortest = _shortest_partner(texts.max_length, self.t)[m]
         longest = np.minimum(np.searchsorted(need, m - i, side="right") - 1 - m, texts.max_length)
-        span = np.maximum(0, longest - shortest + 1)
-        probe = np.repeat(np.arange(owner.size), span)
-        n = np.repeat(shortest, span) + np.arange(int(span.sum())) - np.repeat(np.cumsum(span) - span, span)
-        deepest = n - need[m[probe] + n]  # the member's element must sit at a position <= this
-        base = (element[probe].astype(np.int64) * self.stride + n) * self.stride
-        begin = np.searchsorted(self.keys, base, side="left")
-        stop = np.searchsorted(self.keys, base + np.maximum(deepest, 0), side="right")
-        count = np.where(deepest >= 0, stop - begin, 0)
-        return owner[probe], i[probe], begin, count
+        base = element.astype(np.int64) * self.stride
+        begin = np.searchsorted(self.keys, (base + shortest) * self.stride, side="left")
+        stop = np.searchsorted(self.keys, (base + longest + 1) * self.stride, side="left")
+        count = np.where(longest >= shortest, stop - begin, 0)
+        return owner, i, element, m, shortest, longest, begin, count
 
     def work(self, texts: TokenizedTexts, queries: np.ndarray) -> int:
-        """How many index entries `candidates` would visit: a cheap measure of its cost."""
-        return int(self._ranges(texts, queries)[3].sum())
+        """How many postings lie in the probes' length windows: a cheap measure of the search's cost."""
+        return int(self._slices(texts, queries)[-1].sum())
+
+    def _ranges(
+        self, texts: TokenizedTexts, queries: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Slices of postings to read: a short window whole, a long one cut per partner length n to the
+        members whose element sits within their pair-specific prefix (j <= n - k(m + n))."""
+        need = _overlap_table(texts.max_length, self.t)
+        owner, i, element, m, shortest, longest, begin, count = self._slices(texts, queries)
+        whole = count <= _WHOLE_SLICE
+        long = np.flatnonzero(~whole)
+        span = longest[long] - shortest[long] + 1
+        probe = np.repeat(long, span)
+        n = (
+            np.repeat(shortest[long], span)
+            + np.arange(int(span.sum()))
+            - np.repeat(np.cumsum(span) - span, span)
+        )
+        deepest = n - need[m[probe] + n]
+        base = (element[probe].astype(np.int64) * self.stride + n) * self.stride
+        cut_begin = np.searchsorted(self.keys, base, side="left")
+        cut_stop = np.searchsorted(self.keys, base + np.maximum(deepest, 0), side="right")
+        cut_count = np.where(deepest >= 0, cut_stop - cut_begin, 0)
+        return (
+            np.concatenate([owner[whole], owner[probe]]),
+            np.concatenate([i[whole], i[probe]]),
+            np.concatenate([begin[whole], cut_begin]),
+            np.concatenate([count[whole], cut_count]),
+        )
 
     def candidates(self, texts: TokenizedTexts, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distinct (query, member) pairs that every bound above lets through."""
@@ -200,6 +223,11 @@ class PrefixIndex:
         i = np.repeat(i, count)
         member = self.members[at]
         j = self.positions[at]
+        # The rarest shared element lies within the member's prefix for this pair's k (already true for
+        # slices cut per length; whole slices are checked here).
+        n = texts.lengths[member]
+        keep = j <= n - need[texts.lengths[query] + n]
+        query, member, i, j = query[keep], member[keep], i[keep], j[keep]
         if query.size == 0:
             return query, member
         # Group the entries by pair; each pair's entries are now its rarest shared elements, in order.
