@@ -133,8 +133,10 @@ def novelty_filter(
             found = list(pool_.map(_task, tasks))
     else:
         _share(texts, indexes)
-        found = [_task(task) for task in tasks]
-        _share(None, None)
+        try:
+            found = [_task(task) for task in tasks]
+        finally:
+            _share(None, None)
 
     pool_best: dict[int, tuple[int, float]] = {}
     for query, member, score in found[: len(chunks)]:
@@ -151,8 +153,8 @@ def novelty_filter(
     kept = np.zeros(len(candidates), dtype=bool)
     for i in range(len(candidates)):
         nearest = None
-        if (found := pool_best.get(n_pool + i)) is not None:
-            nearest = Nearest("pool", found[0], found[1])
+        if (hit := pool_best.get(n_pool + i)) is not None:
+            nearest = Nearest("pool", hit[0], hit[1])
         for s, j in sorted(earlier[i], key=lambda pair: (-pair[0], pair[1])):
             if kept[j]:
                 if nearest is None or s > nearest.score:

@@ -62,6 +62,7 @@ class TokenizedTexts:
 
 
 def tokenize_texts(texts: Sequence[str]) -> TokenizedTexts:
+    """Tokenise, encode and rank the elements of all texts at once (vectorised after the tokeniser)."""
     codec = TokenCodec()
     codes = [codec.encode(tokenize(text)) for text in texts]
     n_texts = len(codes)
@@ -87,7 +88,7 @@ def tokenize_texts(texts: Sequence[str]) -> TokenizedTexts:
     rank[np.lexsort((np.arange(frequency.size), frequency))] = np.arange(frequency.size)
     ranked = rank[element.reshape(-1)]
     by_text = np.lexsort((ranked, owner))
-    ranked = ranked[by_text].astype(np.int32)
+    ranked = ranked[by_text].astype(np.int32)  # reordered within each text only, so `owner` still applies
     # The most frequent elements have the highest ranks, so they close every text's sorted list.
     first_common = frequency.size - 64 * _MASK_WORDS
     common = ranked >= first_common
