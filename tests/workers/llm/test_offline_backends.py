@@ -147,3 +147,13 @@ def test_retrieval_with_the_real_embedding_model(minilm):
     [result] = generator.answer([OfflineItem(1, request("generate_hard", {
         "instruction": "Implement a function in JavaScript that sorts an array with merge sort."}))])
     assert result.content == reserve[0].text
+
+
+def test_the_default_novelty_filter_is_rouge_l_not_exact_match():
+    from workers.llm.offline.novelty import default_novelty_filter
+
+    seen = ["Write a short poem about the sea at night."]
+    near = "Write a short poem about the sea at dawn."  # ROUGE-L 0.89 against the seen one
+    far = "List three causes of the French Revolution."
+    assert exact_duplicate_filter([near, far], seen) == [True, True]
+    assert default_novelty_filter()([near, far], seen) == [False, True]

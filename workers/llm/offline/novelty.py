@@ -1,17 +1,12 @@
-"""The seam for the novelty filter that generated instructions must pass (Lion keeps a new instruction
-only if its ROUGE-L against everything seen is at most 0.7).
-
-The filter itself belongs to workers.algorithms.novelty (`novel_mask(candidates, seen, threshold=…)`,
-one bool per candidate). Until that module exists on this branch, an exact-duplicate filter stands in
-and says so in the log, so nothing pretends to run a check it does not.
+"""The novelty filter that generated instructions must pass: Lion keeps a new instruction only if its
+ROUGE-L against everything seen (and every instruction kept before it) is at most 0.7. The filter is
+injected into the retrieval generator, so its unit tests can use the exact-duplicate one below.
 """
 
-import importlib
-import logging
 import re
 from collections.abc import Callable, Sequence
 
-log = logging.getLogger(__name__)
+from workers.algorithms.novelty import novel_mask
 
 NoveltyFilter = Callable[[Sequence[str], Sequence[str]], list[bool]]
 ROUGE_L_THRESHOLD = 0.7
@@ -33,14 +28,7 @@ def exact_duplicate_filter(candidates: Sequence[str], seen: Sequence[str]) -> li
 
 
 def default_novelty_filter(threshold: float = ROUGE_L_THRESHOLD) -> NoveltyFilter:
-    try:
-        module = importlib.import_module("workers.algorithms.novelty")
-    except ImportError:
-        log.warning("workers.algorithms.novelty is not available: generated instructions are checked for "
-                    "exact duplicates only, not for ROUGE-L similarity.")
-        return exact_duplicate_filter
-
     def rouge_filter(candidates: Sequence[str], seen: Sequence[str]) -> list[bool]:
-        return [bool(flag) for flag in module.novel_mask(list(candidates), list(seen), threshold=threshold)]
+        return novel_mask(list(candidates), list(seen), threshold=threshold)
 
     return rouge_filter
