@@ -67,7 +67,7 @@ def naive_import(path, limit: int) -> float:
     return time.perf_counter() - start
 
 
-def fast_import(path) -> tuple[float, float, str]:
+def fast_import(path) -> tuple[float, float, float, str]:
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "manage.py", "import_dataset", str(path), "--name", "fast", "--format", "jsonl"],
@@ -76,8 +76,8 @@ def fast_import(path) -> tuple[float, float, str]:
     elapsed = time.perf_counter() - start
     if result.returncode:
         raise SystemExit(f"import failed:\n{result.stderr}")
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return elapsed, peak_mb, result.stdout.strip()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, result.stdout.strip()
 
 
 def main() -> None:
@@ -98,7 +98,7 @@ def main() -> None:
 
     naive_s = naive_import(path, args.naive)
     naive_rate = args.naive / naive_s
-    fast_s, peak_mb, summary = fast_import(path)
+    fast_s, peak_mb, cpu_s, summary = fast_import(path)
     fast = Dataset.objects.get(name="fast")
     total = args.records + args.duplicates
     fast_rate = total / fast_s
@@ -107,7 +107,7 @@ def main() -> None:
     print(f"file: {total:,} records ({args.duplicates:,} exact duplicates), {size_mb:,.0f} MB JSON Lines")
     print(f"naive save() per row: {args.naive:,} records in {naive_s:.1f} s = {naive_rate:,.0f} records/s")
     print(f"import_dataset:       {total:,} records in {fast_s:.1f} s = {fast_rate:,.0f} records/s "
-          f"(whole command, start-up included); peak RSS {peak_mb:,.0f} MB")
+          f"(whole command, start-up included); peak RSS {peak_mb:,.0f} MB; its CPU time {cpu_s:.1f} s")
     print(f"  {summary}")
     print(f"ratio: {fast_rate / naive_rate:.1f}x the naive rate")
     assert fast.size == args.records, f"expected {args.records} rows, got {fast.size}"

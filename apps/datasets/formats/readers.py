@@ -108,20 +108,24 @@ class RecordStream:
                     continue
                 if lineno == 1:
                     line = line.removeprefix(b"\xef\xbb\xbf")
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    yield RecordProblem(where, f"invalid UTF-8 at byte {exc.start + 1} of the line")
-                    continue
-                if not text.strip():
+                if len(line) < 8 and not line.strip():
                     continue
                 try:
-                    obj = orjson.loads(text)
+                    obj = orjson.loads(line)  # validates UTF-8 itself, without a decoded copy
                 except orjson.JSONDecodeError as exc:
-                    hint = " (the file may be truncated)" if not line.endswith(b"\n") else ""
-                    yield RecordProblem(where, f"invalid JSON: {exc}{hint}")
+                    if line.strip():
+                        yield self._line_problem(where, line, exc)
                     continue
                 yield self._map(obj, where)
+
+    @staticmethod
+    def _line_problem(where: str, line: bytes, exc: Exception) -> RecordProblem:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return RecordProblem(where, f"invalid UTF-8 at byte {bad.start + 1} of the line")
+        hint = " (the file may be truncated)" if not line.endswith(b"\n") else ""
+        return RecordProblem(where, f"invalid JSON: {exc}{hint}")
 
     # -- JSON arrays -------------------------------------------------------------------------------
     def _json_array(self) -> Iterator[Item]:
