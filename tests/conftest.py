@@ -64,16 +64,13 @@ def _empty_cache():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _collected_static():
-    """Production mode serves hashed static files from a manifest, which collectstatic writes."""
+def _plain_static_files():
+    """Production mode names static files by their hash from collectstatic's manifest; the browser
+    tests' live server serves them from the source folders by their plain names. Set before the live
+    server (a session fixture too, set up after autouse ones) builds its handler."""
     from django.conf import settings
-    from django.core.management import call_command
 
-    if "Manifest" in settings.STORAGES["staticfiles"]["BACKEND"]:
-        call_command("collectstatic", interactive=False, verbosity=0)
-
-
-@pytest.fixture(autouse=True)
-def _plain_http(settings):
-    """The test client speaks plain HTTP; production mode would redirect every request to HTTPS."""
-    settings.SECURE_SSL_REDIRECT = False
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

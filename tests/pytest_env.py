@@ -6,4 +6,7 @@ from pathlib import Path
 
 os.environ.setdefault("RETORT_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Test clients and the browser's live server speak plain HTTP; production mode would redirect to HTTPS.
+# Set here, before settings load, because the live server's middleware is built before any fixture runs.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
