@@ -33,17 +33,17 @@ def real_records() -> list[dict]:
 
 def write_file(path, n: int, duplicates: int) -> None:
     base = real_records()
+
+    def line(i: int) -> str:
+        r = base[i % len(base)]
+        record = {"instruction": f"{r['instruction']} (variant {i})", "input": r["input"], "output": r["output"]}
+        return json.dumps(record) + "\n"
+
     with open(path, "w", encoding="utf-8") as f:
         for i in range(n):
-            r = base[i % len(base)]
-            f.write(json.dumps({"instruction": f"{r['instruction']} (variant {i})", "input": r["input"],
-                                "output": r["output"]}) + "\n")
-        for i in range(duplicates):  # exact repeats of earlier records, spread over the file's head
-            r = base[(i * 7) % len(base)]
-            j = (i * 7) % n
-            r = base[j % len(base)]
-            f.write(json.dumps({"instruction": f"{r['instruction']} (variant {j})", "input": r["input"],
-                                "output": r["output"]}) + "\n")
+            f.write(line(i))
+        for i in range(duplicates):  # exact repeats of earlier records, spread over the file
+            f.write(line((i * 7) % n))
 
 
 def naive_import(path, limit: int) -> float:

@@ -25,6 +25,12 @@ _COLUMNS = (
 _TYPES = ["int8", "text", "text", "text", "text", "text", "text", "text", "jsonb", "timestamptz"]
 
 
+def _drop_known(rows: Batch, known: set[str]) -> tuple[Batch, int]:
+    """The rows whose hash the dataset does not hold yet, and how many it did."""
+    fresh = [(h, r) for h, r in rows if h not in known]
+    return fresh, len(rows) - len(fresh)
+
+
 def instruction_writer(dataset: Dataset, *, check_existing: bool):
     if connection.vendor == "postgresql":
         return CopyWriter(dataset, check_existing=check_existing)
@@ -43,8 +49,8 @@ class OrmWriter:
                     "content_hash", flat=True
                 )
             )
-            self.duplicates += sum(1 for h, _ in rows if h in known)
-            rows = [(h, r) for h, r in rows if h not in known]
+            rows, dropped = _drop_known(rows, known)
+            self.duplicates += dropped
         now = timezone.now()
         Instruction.objects.bulk_create(
             [
@@ -108,9 +114,8 @@ class CopyWriter:
                 while (rows := self._queue.get()) is not None:
                     if self.check_existing:
                         cursor.execute(existing_sql, (self.dataset.pk, [h for h, _ in rows]))
-                        known = {h for (h,) in cursor.fetchall()}
-                        self.duplicates += sum(1 for h, _ in rows if h in known)
-                        rows = [(h, r) for h, r in rows if h not in known]
+                        rows, dropped = _drop_known(rows, {h for (h,) in cursor.fetchall()})
+                        self.duplicates += dropped
                     now = timezone.now()
                     with cursor.copy(copy_sql) as copy:
                         copy.set_types(_TYPES)

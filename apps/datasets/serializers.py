@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from apps.datasets.formats import FORMATS
 from apps.datasets.models import Dataset, ImportJob, Instruction
+from apps.datasets.selectors import import_job_progress
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -58,8 +59,6 @@ class ImportJobSerializer(serializers.ModelSerializer):
         ]
 
     def get_progress(self, job) -> dict:
-        from apps.datasets.selectors import import_job_progress
-
         return import_job_progress(job)
 
 
