@@ -46,9 +46,7 @@ def main() -> None:
         labels = [label_of(item) for item, keep in zip(items, chosen, strict=True) if keep]
         runs = []
         for seed in (0, 1, 2):
-            accuracy, predictions = cross_validated_accuracy(
-                embeddings[chosen], labels, folds=folds, seed=seed
-            )
+            accuracy, predictions = cross_validated_accuracy(embeddings[chosen], labels, folds=folds, seed=seed)
             runs.append(accuracy)
             if seed == 0:
                 sure = [p.label == y for p, y in zip(predictions, labels, strict=True) if not p.needs_review]
@@ -63,9 +61,7 @@ def main() -> None:
     test = [k for k, item in enumerate(items) if item.source == "vicuna" and item.tapir_category in shared]
     predictions = head.predict(embeddings[test])
     hits = np.mean([p.label == items[k].tapir_category for p, k in zip(predictions, test, strict=True)])
-    print(
-        f"trained on MT-Bench, tested on {len(test)} Vicuna questions (TAPIR categories): accuracy {hits:.3f}"
-    )
+    print(f"trained on MT-Bench, tested on {len(test)} Vicuna questions (TAPIR categories): accuracy {hits:.3f}")
 
 
 if __name__ == "__main__":

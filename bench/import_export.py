@@ -62,8 +62,13 @@ def naive_import(path, limit: int) -> float:
                 digest = content_hash(r["instruction"], r["input"])
                 if Instruction.objects.filter(dataset=dataset, content_hash=digest).exists():
                     continue
-                Instruction(dataset=dataset, text=r["instruction"], input=r["input"],
-                            reference_output=r["output"], content_hash=digest).save()
+                Instruction(
+                    dataset=dataset,
+                    text=r["instruction"],
+                    input=r["input"],
+                    reference_output=r["output"],
+                    content_hash=digest,
+                ).save()
     return time.perf_counter() - start
 
 
@@ -71,7 +76,11 @@ def fast_import(path) -> tuple[float, float, float, str]:
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "manage.py", "import_dataset", str(path), "--name", "fast", "--format", "jsonl"],
-        cwd=REPO, env=os.environ, capture_output=True, text=True, check=False,
+        cwd=REPO,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     elapsed = time.perf_counter() - start
     if result.returncode:
@@ -106,8 +115,10 @@ def main() -> None:
     print(f"machine: {machine()}; database: {url.rsplit('@', 1)[-1]}")
     print(f"file: {total:,} records ({args.duplicates:,} exact duplicates), {size_mb:,.0f} MB JSON Lines")
     print(f"naive save() per row: {args.naive:,} records in {naive_s:.1f} s = {naive_rate:,.0f} records/s")
-    print(f"import_dataset:       {total:,} records in {fast_s:.1f} s = {fast_rate:,.0f} records/s "
-          f"(whole command, start-up included); peak RSS {peak_mb:,.0f} MB; its CPU time {cpu_s:.1f} s")
+    print(
+        f"import_dataset:       {total:,} records in {fast_s:.1f} s = {fast_rate:,.0f} records/s "
+        f"(whole command, start-up included); peak RSS {peak_mb:,.0f} MB; its CPU time {cpu_s:.1f} s"
+    )
     print(f"  {summary}")
     print(f"ratio: {fast_rate / naive_rate:.1f}x the naive rate")
     assert fast.size == args.records, f"expected {args.records} rows, got {fast.size}"

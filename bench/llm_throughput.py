@@ -31,8 +31,12 @@ os.environ.setdefault("DEBUG", "0")
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.llm_server", "--latency", str(latency)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.llm_server", "--latency", str(latency)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     if not line.startswith("listening on "):
         proc.kill()
@@ -48,16 +52,19 @@ def measure(url: str, concurrency: int, calls: int, tag: str) -> dict:
     from apps.llm.services import llm_calls_enqueue
     from workers.llm.prompts import get_template
 
-    endpoint = LLMEndpoint.objects.create(name=f"bench-{tag}", base_url=url, model="teacher-bench",
-                                          max_concurrency=concurrency, timeout_s=30)
+    endpoint = LLMEndpoint.objects.create(
+        name=f"bench-{tag}", base_url=url, model="teacher-bench", max_concurrency=concurrency, timeout_s=30
+    )
     template = get_template("teacher_answer")
-    requests = [llm_request_for(endpoint, template, {"instruction": f"[{tag}] Explain topic number {i}."})
-                for i in range(calls)]
+    requests = [
+        llm_request_for(endpoint, template, {"instruction": f"[{tag}] Explain topic number {i}."}) for i in range(calls)
+    ]
     started = time.perf_counter()
     llm_calls_enqueue(endpoint=endpoint, requests=requests, purpose="teacher", stage="bench", kick=False)
     enqueue_s = time.perf_counter() - started
     owner = f"bench-{tag}"
     assert lease_acquire(endpoint_id=endpoint.pk, owner=owner, ttl_s=600)
+
     def cpu_now() -> float:  # this process and its finished children (the client's process, if used)
         child = resource.getrusage(resource.RUSAGE_CHILDREN)
         return time.process_time() + child.ru_utime + child.ru_stime
@@ -69,8 +76,14 @@ def measure(url: str, concurrency: int, calls: int, tag: str) -> dict:
     ok = LLMCall.objects.filter(endpoint=endpoint, status="ok").count()
     if ok != calls or summary.sent != calls:
         raise RuntimeError(f"{tag}: {ok} of {calls} calls recorded ok ({summary})")
-    return {"concurrency": concurrency, "calls": calls, "seconds": elapsed, "rate": calls / elapsed,
-            "cpu_ms_per_call": 1000 * cpu / calls, "enqueue_s": enqueue_s}
+    return {
+        "concurrency": concurrency,
+        "calls": calls,
+        "seconds": elapsed,
+        "rate": calls / elapsed,
+        "cpu_ms_per_call": 1000 * cpu / calls,
+        "enqueue_s": enqueue_s,
+    }
 
 
 def main() -> None:
@@ -100,16 +113,24 @@ def main() -> None:
         return row["rate"] / (row["concurrency"] / args.latency)
 
     print(f"{100 * ratio(rows[0]):.1f}% of ideal")
-    print(f"database: {connection.vendor} ({settings.RUN_MODE.name} mode); server latency {args.latency * 1000:.0f} ms;"
-          f" python {sys.version.split()[0]}, {os.cpu_count()} cores")
-    print(f"{'concurrency':>11} {'calls':>6} {'seconds':>8} {'calls/s':>8} {'ideal/s':>8} {'ratio':>7} "
-          f"{'cpu ms/call':>11} {'enqueue s':>9}")
+    print(
+        f"database: {connection.vendor} ({settings.RUN_MODE.name} mode); server latency {args.latency * 1000:.0f} ms;"
+        f" python {sys.version.split()[0]}, {os.cpu_count()} cores"
+    )
+    print(
+        f"{'concurrency':>11} {'calls':>6} {'seconds':>8} {'calls/s':>8} {'ideal/s':>8} {'ratio':>7} "
+        f"{'cpu ms/call':>11} {'enqueue s':>9}"
+    )
     for row in [*rows, baseline]:
         ideal = row["concurrency"] / args.latency
-        print(f"{row['concurrency']:>11} {row['calls']:>6} {row['seconds']:>8.2f} {row['rate']:>8.1f} {ideal:>8.0f} "
-              f"{100 * ratio(row):>6.1f}% {row['cpu_ms_per_call']:>11.2f} {row['enqueue_s']:>9.2f}")
-    print(f"speed-up over the sequential baseline at concurrency {rows[0]['concurrency']}: "
-          f"{rows[0]['rate'] / baseline['rate']:.1f}x")
+        print(
+            f"{row['concurrency']:>11} {row['calls']:>6} {row['seconds']:>8.2f} {row['rate']:>8.1f} {ideal:>8.0f} "
+            f"{100 * ratio(row):>6.1f}% {row['cpu_ms_per_call']:>11.2f} {row['enqueue_s']:>9.2f}"
+        )
+    print(
+        f"speed-up over the sequential baseline at concurrency {rows[0]['concurrency']}: "
+        f"{rows[0]['rate'] / baseline['rate']:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -111,9 +111,7 @@ def machine() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 candidates against 5,000 pool items")
     parser.add_argument(
         "--data",
@@ -174,9 +172,7 @@ def main() -> None:
     for size in scaling:
         texts = pool[:size] + candidates
         tokenise_s, _ = best_time(lambda texts=texts: tokenize_texts(texts), repeats)
-        seconds, result = best_time(
-            lambda size=size: novelty_filter(candidates, pool[:size], config), repeats
-        )
+        seconds, result = best_time(lambda size=size: novelty_filter(candidates, pool[:size], config), repeats)
         decide, _ = best_time(lambda size=size: novelty_filter(candidates, pool[:size], decide_only), repeats)
         size_pairs = total_pairs(result, size)
         reference = per_pair * size_pairs

@@ -26,9 +26,7 @@ def load(root: Path, folder: str, splits: tuple[str, ...]) -> tuple[list[dict], 
     for split in splits:
         with (root / folder / f"{folder}_{split}.json").open(encoding="utf-8") as handle:
             records += [json.loads(line) for line in handle if line.strip()]
-        files = sorted(
-            (root / folder / "llm").glob(f"{split}_CoT_*.json"), key=lambda p: int(p.stem.split("_")[-1])
-        )
+        files = sorted((root / folder / "llm").glob(f"{split}_CoT_*.json"), key=lambda p: int(p.stem.split("_")[-1]))
         for path in files:
             completions += json.loads(path.read_text(encoding="utf-8"))
     return records, completions

@@ -6,8 +6,7 @@ from apps.llm.services import llm_endpoint_test
 
 @admin.register(LLMEndpoint)
 class LLMEndpointAdmin(admin.ModelAdmin):
-    list_display = ["name", "backend", "model", "base_url", "max_concurrency", "requests_per_minute",
-                    "api_key_env"]
+    list_display = ["name", "backend", "model", "base_url", "max_concurrency", "requests_per_minute", "api_key_env"]
     list_filter = ["backend"]
     search_fields = ["name", "model", "base_url"]
     raw_id_fields = ["offline_dataset"]
@@ -18,8 +17,9 @@ class LLMEndpointAdmin(admin.ModelAdmin):
     def test_connection(self, request, queryset):
         for endpoint in queryset:
             check = llm_endpoint_test(endpoint=endpoint)
-            self.message_user(request, f"{endpoint.name}: {check.message}",
-                              messages.SUCCESS if check.ok else messages.ERROR)
+            self.message_user(
+                request, f"{endpoint.name}: {check.message}", messages.SUCCESS if check.ok else messages.ERROR
+            )
 
 
 @admin.register(LLMCall)

@@ -86,28 +86,42 @@ class ExperimentCostApi(APIView):
         experiment = get_object_or_404(Experiment, pk=pk)
         budget = selectors.experiment_budget_status(experiment=experiment)
         estimates = [
-            {"endpoint": e["endpoint"].name, "purpose": e["purpose"], "calls": e["estimate"].calls,
-             "prompt_tokens": e["estimate"].prompt_tokens, "expected_cost": str(e["estimate"].expected_cost),
-             "max_cost": str(e["estimate"].max_cost), "max_tokens": e["estimate"].max_tokens,
-             "counted_by": e["estimate"].method, "replies_estimated_from": e["estimate"].completion_basis}
+            {
+                "endpoint": e["endpoint"].name,
+                "purpose": e["purpose"],
+                "calls": e["estimate"].calls,
+                "prompt_tokens": e["estimate"].prompt_tokens,
+                "expected_cost": str(e["estimate"].expected_cost),
+                "max_cost": str(e["estimate"].max_cost),
+                "max_tokens": e["estimate"].max_tokens,
+                "counted_by": e["estimate"].method,
+                "replies_estimated_from": e["estimate"].completion_basis,
+            }
             for e in selectors.estimate_pending(experiment_id=pk)
         ]
 
         def rows(items):
             return [{**row, "cost": str(row["cost"])} for row in items]
 
-        return Response({
-            "experiment": experiment.pk, "status": experiment.status, "status_reason": experiment.status_reason,
-            "total": rows([selectors.cost_rollup_experiment(experiment_id=pk)])[0],
-            "by_round": rows(selectors.cost_rollup_by_round(experiment_id=pk)),
-            "by_stage": rows(selectors.cost_rollup_by_stage(experiment_id=pk)),
-            "budget": {
-                "usd": str(budget.budget_usd) if budget.budget_usd is not None else None,
-                "tokens": budget.budget_tokens, "spent_usd": str(budget.spent.usd), "spent_tokens": budget.spent.tokens,
-                "queued_expected_usd": str(budget.pending_expected_usd), "queued_max_usd": str(budget.pending_max_usd),
-            },
-            "estimates": estimates,
-        })
+        return Response(
+            {
+                "experiment": experiment.pk,
+                "status": experiment.status,
+                "status_reason": experiment.status_reason,
+                "total": rows([selectors.cost_rollup_experiment(experiment_id=pk)])[0],
+                "by_round": rows(selectors.cost_rollup_by_round(experiment_id=pk)),
+                "by_stage": rows(selectors.cost_rollup_by_stage(experiment_id=pk)),
+                "budget": {
+                    "usd": str(budget.budget_usd) if budget.budget_usd is not None else None,
+                    "tokens": budget.budget_tokens,
+                    "spent_usd": str(budget.spent.usd),
+                    "spent_tokens": budget.spent.tokens,
+                    "queued_expected_usd": str(budget.pending_expected_usd),
+                    "queued_max_usd": str(budget.pending_max_usd),
+                },
+                "estimates": estimates,
+            }
+        )
 
 
 class PromptListApi(APIView):
@@ -126,9 +140,15 @@ class PromptDetailApi(APIView):
 
 
 def _template_json(template, full: bool = False) -> dict:
-    data = {"id": template.id, "version": template.version, "purpose": template.purpose,
-            "contract": template.contract, "title": template.title, "description": template.description,
-            "variables": list(template.variables)}
+    data = {
+        "id": template.id,
+        "version": template.version,
+        "purpose": template.purpose,
+        "contract": template.contract,
+        "title": template.title,
+        "description": template.description,
+        "variables": list(template.variables),
+    }
     if full:
         data.update(system=template.system, user=template.user, examples=template.examples)
     return data

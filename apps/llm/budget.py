@@ -58,8 +58,7 @@ class BudgetGate:
                 account = None
             else:
                 spend = experiment_spend(experiment_id=experiment_id)
-                account = _Account(row["budget_usd"], row["budget_tokens"], spend.usd, spend.tokens,
-                                   time.monotonic())
+                account = _Account(row["budget_usd"], row["budget_tokens"], spend.usd, spend.tokens, time.monotonic())
             self._accounts[experiment_id] = account
         return account
 
@@ -75,20 +74,23 @@ class BudgetGate:
         if account.budget_usd is not None:
             committed = account.spent_usd + self._reserved_usd[experiment_id]
             if committed + usd > account.budget_usd:
-                return None, (f"Budget reached: spent ${account.spent_usd:.4f} of ${account.budget_usd:.4f}; "
-                              f"the next call on {self.config.name} could cost up to ${usd:.4f}.")
+                return None, (
+                    f"Budget reached: spent ${account.spent_usd:.4f} of ${account.budget_usd:.4f}; "
+                    f"the next call on {self.config.name} could cost up to ${usd:.4f}."
+                )
         if account.budget_tokens is not None:
             committed = account.spent_tokens + self._reserved_tokens[experiment_id]
             if committed + est.max_tokens > account.budget_tokens:
-                return None, (f"Token budget reached: used {account.spent_tokens:,} of "
-                              f"{account.budget_tokens:,} tokens; the next call on {self.config.name} "
-                              f"could use up to {est.max_tokens:,}.")
+                return None, (
+                    f"Token budget reached: used {account.spent_tokens:,} of "
+                    f"{account.budget_tokens:,} tokens; the next call on {self.config.name} "
+                    f"could use up to {est.max_tokens:,}."
+                )
         self._reserved_usd[experiment_id] += usd
         self._reserved_tokens[experiment_id] += est.max_tokens
         return Reservation(usd, est.max_tokens), ""
 
-    def settle(self, experiment_id: int | None, reservation: Reservation, usd: Decimal,
-               used_tokens: int) -> None:
+    def settle(self, experiment_id: int | None, reservation: Reservation, usd: Decimal, used_tokens: int) -> None:
         if experiment_id is None or reservation is FREE:
             return
         self._reserved_usd[experiment_id] -= reservation.usd

@@ -15,16 +15,22 @@ from apps.llm.models import LLMRunnerLease
 def lease_acquire(*, endpoint_id: int, owner: str, ttl_s: float) -> bool:
     LLMRunnerLease.objects.bulk_create([LLMRunnerLease(endpoint_id=endpoint_id)], ignore_conflicts=True)
     now = timezone.now()
-    taken = (LLMRunnerLease.objects.filter(endpoint_id=endpoint_id)
-             .filter(Q(owner="") | Q(owner=owner) | Q(expires_at__isnull=True) | Q(expires_at__lt=now))
-             .update(owner=owner, expires_at=now + timedelta(seconds=ttl_s)))
+    taken = (
+        LLMRunnerLease.objects.filter(endpoint_id=endpoint_id)
+        .filter(Q(owner="") | Q(owner=owner) | Q(expires_at__isnull=True) | Q(expires_at__lt=now))
+        .update(owner=owner, expires_at=now + timedelta(seconds=ttl_s))
+    )
     return taken == 1
 
 
 def lease_renew(*, endpoint_id: int, owner: str, ttl_s: float) -> bool:
     """False when the lease was lost (it expired and another runner took it): stop at once."""
-    return LLMRunnerLease.objects.filter(endpoint_id=endpoint_id, owner=owner).update(
-        expires_at=timezone.now() + timedelta(seconds=ttl_s)) == 1
+    return (
+        LLMRunnerLease.objects.filter(endpoint_id=endpoint_id, owner=owner).update(
+            expires_at=timezone.now() + timedelta(seconds=ttl_s)
+        )
+        == 1
+    )
 
 
 def lease_release(*, endpoint_id: int, owner: str) -> None:

@@ -32,12 +32,15 @@ class LLMEndpoint(TimeStampedModel):
     timeout_s = models.FloatField(default=120.0, validators=[MinValueValidator(0.1)])
     price_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
     price_output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
-    default_params = models.JSONField(default=dict, blank=True,
-                                      help_text="Sampling defaults, e.g. temperature.")
+    default_params = models.JSONField(default=dict, blank=True, help_text="Sampling defaults, e.g. temperature.")
     offline_dataset = models.ForeignKey(
-        "datasets.Dataset", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "datasets.Dataset",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="Offline backends only: the dataset whose recorded answers (replay), reference answers "
-                  "(similarity judge) or reserve instructions (retrieval generator) they use.",
+        "(similarity judge) or reserve instructions (retrieval generator) they use.",
     )
     # The last error that stopped work on this endpoint (HTTP status and provider message, never a key).
     last_error = models.TextField(blank=True)
@@ -81,7 +84,11 @@ class LLMCall(models.Model):
     parsed = models.JSONField(null=True, blank=True, help_text="The reply parsed by its contract.")
     sample_index = models.PositiveIntegerField(default=0)
     resample_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resamples",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="resamples",
         help_text="The call whose unparsable reply this fresh sample replaces.",
     )
     experiment = models.ForeignKey(
@@ -101,8 +108,7 @@ class LLMCall(models.Model):
             models.Index(fields=["round", "stage"], name="llmcall_round_stage"),
             models.Index(fields=["status"], name="llmcall_status"),
             # The runner's queue: pending calls of one endpoint in primary-key order.
-            models.Index(fields=["endpoint", "id"], condition=models.Q(status="pending"),
-                         name="llmcall_pending"),
+            models.Index(fields=["endpoint", "id"], condition=models.Q(status="pending"), name="llmcall_pending"),
         ]
 
     def __str__(self):

@@ -47,13 +47,16 @@ def _references(dataset_id: int, flights) -> dict[int, Reference]:
 
 
 def _reserve(dataset_id: int, embedder) -> tuple[list[ReserveItem], object]:
-    state = (Instruction.objects.filter(dataset_id=dataset_id).order_by("-id")
-             .values_list("id", flat=True).first())
+    state = Instruction.objects.filter(dataset_id=dataset_id).order_by("-id").values_list("id", flat=True).first()
     key = (dataset_id, state)
     if key not in _RESERVE_CACHE:
-        items = [ReserveItem(text if not extra else f"{text}\n\n{extra}", category)
-                 for text, extra, category in Instruction.objects.filter(dataset_id=dataset_id)
-                 .order_by("id").values_list("text", "input", "task_category").iterator(2000)]
+        items = [
+            ReserveItem(text if not extra else f"{text}\n\n{extra}", category)
+            for text, extra, category in Instruction.objects.filter(dataset_id=dataset_id)
+            .order_by("id")
+            .values_list("text", "input", "task_category")
+            .iterator(2000)
+        ]
         _RESERVE_CACHE.clear()
         _RESERVE_CACHE[key] = (items, embedder.encode([i.text for i in items]))
     return _RESERVE_CACHE[key]
@@ -66,10 +69,10 @@ def _seen_texts(experiment_id: int | None) -> list[str]:
         return []
     dataset_id = Experiment.objects.filter(pk=experiment_id).values_list("dataset_id", flat=True).first()
     texts = list(Instruction.objects.filter(dataset_id=dataset_id).values_list("text", flat=True))
-    texts += (Instruction.objects.filter(created_in_round__experiment_id=experiment_id)
-              .values_list("text", flat=True))
-    for parsed in LLMCall.objects.filter(experiment_id=experiment_id, status=LLMCall.Status.OK,
-                                         parsed__has_key="text").values_list("parsed", flat=True):
+    texts += Instruction.objects.filter(created_in_round__experiment_id=experiment_id).values_list("text", flat=True)
+    for parsed in LLMCall.objects.filter(
+        experiment_id=experiment_id, status=LLMCall.Status.OK, parsed__has_key="text"
+    ).values_list("parsed", flat=True):
         texts.append(parsed["text"])
     return texts
 
@@ -103,8 +106,8 @@ class _Backends:
             if experiment_id not in self._generators:
                 reserve, vectors = _reserve(self.endpoint.offline_dataset_id, self.embedder)
                 self._generators[experiment_id] = RetrievalGenerator(
-                    reserve, self.embedder, default_novelty_filter(), seen=_seen_texts(experiment_id),
-                    vectors=vectors)
+                    reserve, self.embedder, default_novelty_filter(), seen=_seen_texts(experiment_id), vectors=vectors
+                )
             for result in self._generators[experiment_id].answer(group):
                 results[result.key] = result
         return [results[item.key] for item in items]

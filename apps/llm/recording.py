@@ -18,10 +18,18 @@ from apps.llm.models import LLMCall
 
 _COLUMNS = (
     # name, PostgreSQL type
-    ("id", "bigint"), ("status", "varchar"), ("reply", "text"), ("finish_reason", "varchar"),
+    ("id", "bigint"),
+    ("status", "varchar"),
+    ("reply", "text"),
+    ("finish_reason", "varchar"),
     ("error", "text"),
-    ("attempts", "integer"), ("prompt_tokens", "integer"), ("completion_tokens", "integer"),
-    ("cost", "numeric"), ("latency_ms", "integer"), ("http_status", "integer"), ("parsed", "jsonb"),
+    ("attempts", "integer"),
+    ("prompt_tokens", "integer"),
+    ("completion_tokens", "integer"),
+    ("cost", "numeric"),
+    ("latency_ms", "integer"),
+    ("http_status", "integer"),
+    ("parsed", "jsonb"),
     ("finished_at", "timestamptz"),
 )
 _GROUP = 500
@@ -56,8 +64,10 @@ def _statement(rows: int) -> str:
     names = ", ".join(name for name, _ in _COLUMNS)
     sets = ", ".join(f"{name} = v.{name}" for name, _ in _COLUMNS[1:])
     # Only placeholders and our own column names go into the text; every value is a parameter.
-    return (f"WITH v({names}) AS (VALUES {', '.join([row] * rows)}) "  # noqa: S608
-            f"UPDATE {table} SET {sets} FROM v WHERE {table}.id = v.id AND {table}.status = 'pending'")
+    return (
+        f"WITH v({names}) AS (VALUES {', '.join([row] * rows)}) "  # noqa: S608
+        f"UPDATE {table} SET {sets} FROM v WHERE {table}.id = v.id AND {table}.status = 'pending'"
+    )
 
 
 def write_outcomes(outcomes: list[Outcome]) -> None:
@@ -67,13 +77,22 @@ def write_outcomes(outcomes: list[Outcome]) -> None:
     ops = connection.ops
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         for start in range(0, len(outcomes), _GROUP):
-            group = outcomes[start:start + _GROUP]
+            group = outcomes[start : start + _GROUP]
             params: list = []
             for o in group:
                 params += [
-                    o.call_id, o.status, o.reply, o.finish_reason[:32], o.error, o.attempts, o.prompt_tokens,
-                    o.completion_tokens, ops.adapt_decimalfield_value(o.cost, 14, 8), o.latency_ms,
+                    o.call_id,
+                    o.status,
+                    o.reply,
+                    o.finish_reason[:32],
+                    o.error,
+                    o.attempts,
+                    o.prompt_tokens,
+                    o.completion_tokens,
+                    ops.adapt_decimalfield_value(o.cost, 14, 8),
+                    o.latency_ms,
                     o.http_status,
-                    json.dumps(o.parsed) if o.parsed is not None else None, now if o.finished else None,
+                    json.dumps(o.parsed) if o.parsed is not None else None,
+                    now if o.finished else None,
                 ]
             cursor.execute(_statement(len(group)), params)

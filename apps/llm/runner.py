@@ -84,13 +84,12 @@ class PendingFeed:
 
     def next(self, limit: int) -> list[tuple]:
         rows = list(
-            LLMCall.objects.filter(endpoint_id=self.endpoint_id, status=LLMCall.Status.PENDING,
-                                   id__gt=self.cursor)
+            LLMCall.objects.filter(endpoint_id=self.endpoint_id, status=LLMCall.Status.PENDING, id__gt=self.cursor)
             .exclude(experiment_id__in=self.stopped_experiments())
             .order_by("id")
-            .values_list("id", "request", "request_hash", "experiment_id", "round_id", "stage", "purpose",
-                         "attempts")
-            [:limit]
+            .values_list("id", "request", "request_hash", "experiment_id", "round_id", "stage", "purpose", "attempts")[
+                :limit
+            ]
         )
         if rows:
             self.cursor = rows[-1][0]
@@ -101,8 +100,7 @@ class Recorder:
     """Turns client results into ledger rows: checks each reply against its contract, asks for fresh
     samples of unparsable replies (then sends the last one to people), pauses what must stop."""
 
-    def __init__(self, endpoint: LLMEndpoint, config: EndpointConfig, budget: BudgetGate,
-                 summary: RunSummary):
+    def __init__(self, endpoint: LLMEndpoint, config: EndpointConfig, budget: BudgetGate, summary: RunSummary):
         self.endpoint, self.config, self.budget, self.summary = endpoint, config, budget, summary
 
     def record(self, results: list[CallResult], flights: dict[int, Flight]) -> str:
@@ -113,10 +111,16 @@ class Recorder:
             flight = flights.pop(result.key)
             cost = self.config.cost(result.prompt_tokens, result.completion_tokens)
             outcome = Outcome(
-                call_id=flight.call_id, status=LLMCall.Status.PENDING, reply=result.content,
-                finish_reason=result.finish_reason, error=result.error,
-                attempts=flight.attempts_before + result.attempts, prompt_tokens=result.prompt_tokens,
-                completion_tokens=result.completion_tokens, cost=cost, latency_ms=result.latency_ms,
+                call_id=flight.call_id,
+                status=LLMCall.Status.PENDING,
+                reply=result.content,
+                finish_reason=result.finish_reason,
+                error=result.error,
+                attempts=flight.attempts_before + result.attempts,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+                cost=cost,
+                latency_ms=result.latency_ms,
                 http_status=result.http_status,
             )
             if result.status == OK:
@@ -146,8 +150,9 @@ class Recorder:
                     # The endpoint itself is unusable (key, permission, URL, model): the call stays
                     # pending so it is sent once the endpoint is fixed and the experiment resumed.
                     stop = stop or reason
-            self.budget.settle(flight.experiment_id, flight.reservation, cost,
-                               result.prompt_tokens + result.completion_tokens)
+            self.budget.settle(
+                flight.experiment_id, flight.reservation, cost, result.prompt_tokens + result.completion_tokens
+            )
             outcomes.append(outcome)
         with transaction.atomic():
             write_outcomes(outcomes)
@@ -171,8 +176,12 @@ class Recorder:
     def stop_endpoint(self, reason: str) -> None:
         """Pause every experiment waiting on this endpoint and note the error on the endpoint."""
         llm_endpoint_record_error(endpoint_id=self.endpoint.pk, error=reason)
-        waiting = set(LLMCall.objects.filter(endpoint=self.endpoint, status=LLMCall.Status.PENDING)
-                      .exclude(experiment_id=None).values_list("experiment_id", flat=True).distinct())
+        waiting = set(
+            LLMCall.objects.filter(endpoint=self.endpoint, status=LLMCall.Status.PENDING)
+            .exclude(experiment_id=None)
+            .values_list("experiment_id", flat=True)
+            .distinct()
+        )
         llm_experiments_pause(experiment_ids=list(waiting), reason=reason)
         self.summary.paused.update(waiting)
         self.summary.stopped = reason
@@ -183,17 +192,26 @@ class Recorder:
             request = flight.request.with_sample(flight.request.sample + 1)
             request = replace(request, contract={**request.contract, "resample_depth": flight.depth + 1})
             links[request.hash] = flight.call_id
-            rows.append(LLMCall(
-                request_hash=request.hash, endpoint=self.endpoint, model=request.model,
-                purpose=flight.purpose,
-                request=request.to_json(), sample_index=request.sample, resample_of_id=flight.call_id,
-                experiment_id=flight.experiment_id, round_id=flight.round_id, stage=flight.stage,
-            ))
+            rows.append(
+                LLMCall(
+                    request_hash=request.hash,
+                    endpoint=self.endpoint,
+                    model=request.model,
+                    purpose=flight.purpose,
+                    request=request.to_json(),
+                    sample_index=request.sample,
+                    resample_of_id=flight.call_id,
+                    experiment_id=flight.experiment_id,
+                    round_id=flight.round_id,
+                    stage=flight.stage,
+                )
+            )
         LLMCall.objects.bulk_create(rows, ignore_conflicts=True)
         # A fresh sample that was already in the ledger (asked for by another experiment, say) joins this
         # chain if it belongs to none.
         for call_id, request_hash in LLMCall.objects.filter(
-                request_hash__in=list(links), resample_of__isnull=True).values_list("id", "request_hash"):
+            request_hash__in=list(links), resample_of__isnull=True
+        ).values_list("id", "request_hash"):
             if call_id != links[request_hash]:
                 LLMCall.objects.filter(pk=call_id).update(resample_of_id=links[request_hash])
         self.summary.resampled += len(rows)
@@ -229,9 +247,11 @@ def refuse(feed: PendingFeed, summary: RunSummary, experiment_id: int, stage: st
 
 def _batch_for(endpoint: LLMEndpoint, config: EndpointConfig):
     threshold = conf.process_threshold()
-    if threshold == 0 or (threshold > 0 and endpoint.max_concurrency >= conf.PROCESS_MIN_CONCURRENCY
-                          and LLMCall.objects.filter(endpoint=endpoint, status=LLMCall.Status.PENDING).count()
-                          >= threshold):
+    if threshold == 0 or (
+        threshold > 0
+        and endpoint.max_concurrency >= conf.PROCESS_MIN_CONCURRENCY
+        and LLMCall.objects.filter(endpoint=endpoint, status=LLMCall.Status.PENDING).count() >= threshold
+    ):
         return ProcessBatch(config, policy=conf.retry_policy()).start()
     return ThreadedBatch(config, policy=conf.retry_policy()).start()
 
@@ -305,4 +325,3 @@ def run_endpoint(endpoint: LLMEndpoint, *, owner: str, max_run_s: float | None =
     finally:
         batch.close(abort=abort)
     return summary
-

@@ -24,24 +24,42 @@ def endpoint_config(endpoint: LLMEndpoint) -> EndpointConfig:
     """The Django-free description of an endpoint the client works from. It names the key's variable;
     the key itself is read from the environment by the client, on the worker, at call time."""
     return EndpointConfig(
-        name=endpoint.name, base_url=endpoint.base_url, model=endpoint.model,
+        name=endpoint.name,
+        base_url=endpoint.base_url,
+        model=endpoint.model,
         api_key_env=endpoint.api_key_env,
-        backend=str(endpoint.backend), max_concurrency=endpoint.max_concurrency,
-        requests_per_minute=endpoint.requests_per_minute, tokens_per_minute=endpoint.tokens_per_minute,
-        timeout_s=endpoint.timeout_s, price_input_per_mtok=endpoint.price_input_per_mtok,
+        backend=str(endpoint.backend),
+        max_concurrency=endpoint.max_concurrency,
+        requests_per_minute=endpoint.requests_per_minute,
+        tokens_per_minute=endpoint.tokens_per_minute,
+        timeout_s=endpoint.timeout_s,
+        price_input_per_mtok=endpoint.price_input_per_mtok,
         price_output_per_mtok=endpoint.price_output_per_mtok,
         default_params=dict(endpoint.default_params or {}),
     )
 
 
-def llm_request_for(endpoint: LLMEndpoint, template: PromptTemplate, variables: dict, *,
-                    params: dict | None = None, sample: int = 0,
-                    contract: dict | None = None) -> PreparedRequest:
+def llm_request_for(
+    endpoint: LLMEndpoint,
+    template: PromptTemplate,
+    variables: dict,
+    *,
+    params: dict | None = None,
+    sample: int = 0,
+    contract: dict | None = None,
+) -> PreparedRequest:
     """A request for this endpoint from a prompt template, with the endpoint's model, backend and
     sampling defaults, exactly as it will be sent (and hashed)."""
-    return build_request(template, variables, model=endpoint.model, params=params,
-                         defaults=endpoint.default_params, backend=endpoint.backend, sample=sample,
-                         contract=contract)
+    return build_request(
+        template,
+        variables,
+        model=endpoint.model,
+        params=params,
+        defaults=endpoint.default_params,
+        backend=endpoint.backend,
+        sample=sample,
+        contract=contract,
+    )
 
 
 def llm_call_finals(call_ids: list[int]) -> dict[int, LLMCall]:
@@ -49,8 +67,11 @@ def llm_call_finals(call_ids: list[int]) -> dict[int, LLMCall]:
     what a stage should read as the outcome of the request it made."""
     current = {cid: cid for cid in call_ids}
     while True:
-        nexts = dict(LLMCall.objects.filter(resample_of_id__in=set(current.values()))
-                     .order_by("id").values_list("resample_of_id", "id"))
+        nexts = dict(
+            LLMCall.objects.filter(resample_of_id__in=set(current.values()))
+            .order_by("id")
+            .values_list("resample_of_id", "id")
+        )
         moved = {start: nexts[now] for start, now in current.items() if now in nexts}
         if not moved:
             break
@@ -83,15 +104,22 @@ def _clean(row: dict) -> dict:
 
 def cost_rollup_by_stage(*, experiment_id: int) -> list[dict]:
     """One row per (round, stage) of the experiment: call counts by status, tokens, cost, latency."""
-    rows = (LLMCall.objects.filter(experiment_id=experiment_id)
-            .values("round_id", "round__index", "stage").annotate(**_ROLLUP)
-            .order_by("round__index", "stage"))
+    rows = (
+        LLMCall.objects.filter(experiment_id=experiment_id)
+        .values("round_id", "round__index", "stage")
+        .annotate(**_ROLLUP)
+        .order_by("round__index", "stage")
+    )
     return [_clean(dict(row)) for row in rows]
 
 
 def cost_rollup_by_round(*, experiment_id: int) -> list[dict]:
-    rows = (LLMCall.objects.filter(experiment_id=experiment_id)
-            .values("round_id", "round__index").annotate(**_ROLLUP).order_by("round__index"))
+    rows = (
+        LLMCall.objects.filter(experiment_id=experiment_id)
+        .values("round_id", "round__index")
+        .annotate(**_ROLLUP)
+        .order_by("round__index")
+    )
     return [_clean(dict(row)) for row in rows]
 
 
@@ -101,8 +129,12 @@ def cost_rollup_experiment(*, experiment_id: int) -> dict:
 
 def cost_rollup_experiments() -> list[dict]:
     """Spend per experiment that has any calls, for the overview page."""
-    rows = (LLMCall.objects.filter(experiment__isnull=False).values("experiment_id", "experiment__name")
-            .annotate(**_ROLLUP).order_by("-experiment_id"))
+    rows = (
+        LLMCall.objects.filter(experiment__isnull=False)
+        .values("experiment_id", "experiment__name")
+        .annotate(**_ROLLUP)
+        .order_by("-experiment_id")
+    )
     return [_clean(dict(row)) for row in rows]
 
 
@@ -116,7 +148,8 @@ def experiment_spend(*, experiment_id: int) -> Spend:
     """What the experiment's finished calls cost. Calls served from another experiment's cache cost this
     one nothing and are not counted."""
     agg = LLMCall.objects.filter(experiment_id=experiment_id, status__in=FINISHED).aggregate(
-        cost=Sum("cost"), p=Sum("prompt_tokens"), c=Sum("completion_tokens"))
+        cost=Sum("cost"), p=Sum("prompt_tokens"), c=Sum("completion_tokens")
+    )
     return Spend(agg["cost"] or Decimal(0), (agg["p"] or 0) + (agg["c"] or 0))
 
 
@@ -144,12 +177,12 @@ class CostEstimate:
 def mean_completion_tokens(*, model: str, purpose: str) -> float | None:
     """The mean reply length of past successful calls of this kind, if there are enough of them."""
     agg = LLMCall.objects.filter(model=model, purpose=purpose, status=LLMCall.Status.OK).aggregate(
-        n=Count("id"), mean=Avg("completion_tokens"))
+        n=Count("id"), mean=Avg("completion_tokens")
+    )
     return float(agg["mean"]) if agg["n"] and agg["n"] >= 5 else None
 
 
-def estimate_requests(requests: list[PreparedRequest], endpoint: LLMEndpoint, *,
-                      purpose: str = "") -> CostEstimate:
+def estimate_requests(requests: list[PreparedRequest], endpoint: LLMEndpoint, *, purpose: str = "") -> CostEstimate:
     """The cost of sending these requests to the endpoint: prompt tokens counted (tiktoken or the
     approximation), reply tokens taken from history when there is some, else half the reply limit; the
     maximum assumes every reply runs to its limit."""
@@ -162,7 +195,9 @@ def estimate_requests(requests: list[PreparedRequest], endpoint: LLMEndpoint, *,
         bound += est.max_completion_tokens
     price_in, price_out = endpoint.price_input_per_mtok, endpoint.price_output_per_mtok
     return CostEstimate(
-        calls=len(requests), prompt_tokens=prompt, expected_completion_tokens=expected,
+        calls=len(requests),
+        prompt_tokens=prompt,
+        expected_completion_tokens=expected,
         max_completion_tokens=bound,
         expected_cost=tokens.cost(prompt, expected, price_in, price_out),
         max_cost=tokens.cost(prompt, bound, price_in, price_out),
@@ -171,8 +206,7 @@ def estimate_requests(requests: list[PreparedRequest], endpoint: LLMEndpoint, *,
     )
 
 
-def estimate_pending(*, experiment_id: int, stage: str | None = None,
-                     round_id: int | None = None) -> list[dict]:
+def estimate_pending(*, experiment_id: int, stage: str | None = None, round_id: int | None = None) -> list[dict]:
     """Estimates for the calls of an experiment still waiting to be sent, per endpoint and purpose:
     the cost of a stage before it starts, once its calls are queued."""
     qs = LLMCall.objects.filter(experiment_id=experiment_id, status=LLMCall.Status.PENDING)
@@ -188,8 +222,13 @@ def estimate_pending(*, experiment_id: int, stage: str | None = None,
     for (endpoint_id, purpose), requests in groups.items():
         endpoint = endpoints.get(endpoint_id)
         if endpoint is not None:
-            out.append({"endpoint": endpoint, "purpose": purpose,
-                        "estimate": estimate_requests(requests, endpoint, purpose=purpose)})
+            out.append(
+                {
+                    "endpoint": endpoint,
+                    "purpose": purpose,
+                    "estimate": estimate_requests(requests, endpoint, purpose=purpose),
+                }
+            )
     return out
 
 
@@ -214,7 +253,8 @@ class BudgetStatus:
 def experiment_budget_status(*, experiment: Experiment) -> BudgetStatus:
     pending = estimate_pending(experiment_id=experiment.pk)
     return BudgetStatus(
-        budget_usd=experiment.budget_usd, budget_tokens=experiment.budget_tokens,
+        budget_usd=experiment.budget_usd,
+        budget_tokens=experiment.budget_tokens,
         spent=experiment_spend(experiment_id=experiment.pk),
         pending_expected_usd=sum((p["estimate"].expected_cost for p in pending), Decimal(0)),
         pending_max_usd=sum((p["estimate"].max_cost for p in pending), Decimal(0)),
@@ -234,10 +274,11 @@ def endpoint_key_is_set(endpoint: LLMEndpoint) -> bool | None:
 
 def call_problems(*, experiment_id: int, limit: int = 50) -> list[LLMCall]:
     """The latest calls of an experiment that did not produce a usable reply."""
-    return list(LLMCall.objects.filter(experiment_id=experiment_id,
-                                       status__in=[LLMCall.Status.INVALID, LLMCall.Status.FAILED])
-                .only("id", "status", "stage", "purpose", "error", "http_status", "sample_index", "created_at")
-                .order_by("-id")[:limit])
+    return list(
+        LLMCall.objects.filter(experiment_id=experiment_id, status__in=[LLMCall.Status.INVALID, LLMCall.Status.FAILED])
+        .only("id", "status", "stage", "purpose", "error", "http_status", "sample_index", "created_at")
+        .order_by("-id")[:limit]
+    )
 
 
 def llm_call_template(call: LLMCall) -> tuple[str, int | None]:

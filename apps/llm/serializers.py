@@ -19,8 +19,29 @@ class CallSerializer(serializers.ModelSerializer):
     class Meta:
         model = LLMCall
         fields = [
-            "id", "request_hash", "endpoint", "model", "purpose", "status", "reply", "finish_reason", "parsed",
-            "error", "http_status", "attempts", "sample_index", "resample_of", "prompt_tokens", "completion_tokens",
-            "cost", "latency_ms", "experiment", "round", "stage", "created_at", "finished_at", "request",
+            "id",
+            "request_hash",
+            "endpoint",
+            "model",
+            "purpose",
+            "status",
+            "reply",
+            "finish_reason",
+            "parsed",
+            "error",
+            "http_status",
+            "attempts",
+            "sample_index",
+            "resample_of",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost",
+            "latency_ms",
+            "experiment",
+            "round",
+            "stage",
+            "created_at",
+            "finished_at",
+            "request",
         ]
         read_only_fields = fields

@@ -19,8 +19,18 @@ from workers.llm.requests import PreparedRequest
 from workers.llm.sync import run_sync
 
 ENDPOINT_FIELDS = (
-    "name", "backend", "base_url", "model", "api_key_env", "max_concurrency", "requests_per_minute",
-    "tokens_per_minute", "timeout_s", "price_input_per_mtok", "price_output_per_mtok", "default_params",
+    "name",
+    "backend",
+    "base_url",
+    "model",
+    "api_key_env",
+    "max_concurrency",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "timeout_s",
+    "price_input_per_mtok",
+    "price_output_per_mtok",
+    "default_params",
     "offline_dataset",
 )
 
@@ -67,9 +77,16 @@ def _kick(endpoint_id: int) -> None:
 
 
 @transaction.atomic
-def llm_calls_enqueue(*, endpoint: LLMEndpoint, requests: Sequence[PreparedRequest], purpose: str,
-                      experiment: Experiment | None = None, round=None, stage: str = "",
-                      kick: bool = True) -> list[LLMCall]:
+def llm_calls_enqueue(
+    *,
+    endpoint: LLMEndpoint,
+    requests: Sequence[PreparedRequest],
+    purpose: str,
+    experiment: Experiment | None = None,
+    round=None,
+    stage: str = "",
+    kick: bool = True,
+) -> list[LLMCall]:
     """Queue calls and return one LLMCall per request, in order. A request whose hash is already in the
     ledger is not queued again: its existing row is returned, finished or not, whichever experiment made
     it. Only a new sample index makes a new call."""
@@ -81,25 +98,36 @@ def llm_calls_enqueue(*, endpoint: LLMEndpoint, requests: Sequence[PreparedReque
     hashes = list(by_hash)
     existing: dict[str, LLMCall] = {}
     for start in range(0, len(hashes), 2000):
-        existing.update(LLMCall.objects.in_bulk(hashes[start:start + 2000], field_name="request_hash"))
+        existing.update(LLMCall.objects.in_bulk(hashes[start : start + 2000], field_name="request_hash"))
     new_rows = [
-        LLMCall(request_hash=h, endpoint=endpoint, model=r.model, purpose=purpose, request=r.to_json(),
-                sample_index=r.sample, experiment=experiment, round=round, stage=stage)
-        for h, r in by_hash.items() if h not in existing
+        LLMCall(
+            request_hash=h,
+            endpoint=endpoint,
+            model=r.model,
+            purpose=purpose,
+            request=r.to_json(),
+            sample_index=r.sample,
+            experiment=experiment,
+            round=round,
+            stage=stage,
+        )
+        for h, r in by_hash.items()
+        if h not in existing
     ]
     # ignore_conflicts: another process may have queued the same request a moment ago; theirs stands.
     LLMCall.objects.bulk_create(new_rows, batch_size=1000, ignore_conflicts=True)
     missing = [row.request_hash for row in new_rows]
     for start in range(0, len(missing), 2000):
-        existing.update(LLMCall.objects.in_bulk(missing[start:start + 2000], field_name="request_hash"))
+        existing.update(LLMCall.objects.in_bulk(missing[start : start + 2000], field_name="request_hash"))
     if kick and any(call.status == LLMCall.Status.PENDING for call in existing.values()):
         _kick(endpoint.pk)
     return [existing[r.hash] for r in requests]
 
 
 @transaction.atomic
-def llm_calls_retry_failed(*, experiment_id: int | None = None, endpoint_id: int | None = None,
-                           stage: str | None = None) -> int:
+def llm_calls_retry_failed(
+    *, experiment_id: int | None = None, endpoint_id: int | None = None, stage: str | None = None
+) -> int:
     """Send calls that failed (retries spent, or a rejected request) once more: an operator's decision."""
     qs = LLMCall.objects.filter(status=LLMCall.Status.FAILED)
     if experiment_id is not None:
@@ -121,9 +149,11 @@ def llm_experiments_pause(*, experiment_ids: Sequence[int], reason: str) -> int:
     """Pause experiments whose LLM work cannot go on (bad credentials, a rejected request, the budget).
     The experiments app owns the state machine; this is the gateway's one way to stop it, with a reason
     a person can act on."""
-    return (Experiment.objects.filter(pk__in=list(experiment_ids))
-            .exclude(status__in=[Experiment.Status.FINISHED, Experiment.Status.FAILED])
-            .update(status=Experiment.Status.PAUSED, status_reason=reason[:2000], updated_at=timezone.now()))
+    return (
+        Experiment.objects.filter(pk__in=list(experiment_ids))
+        .exclude(status__in=[Experiment.Status.FINISHED, Experiment.Status.FAILED])
+        .update(status=Experiment.Status.PAUSED, status_reason=reason[:2000], updated_at=timezone.now())
+    )
 
 
 def llm_invalid_replies_to_review(*, call_ids: Sequence[int]) -> int:
@@ -132,8 +162,12 @@ def llm_invalid_replies_to_review(*, call_ids: Sequence[int]) -> int:
         return 0
     content_type = ContentType.objects.get_for_model(LLMCall)
     rounds = dict(LLMCall.objects.filter(pk__in=list(call_ids)).values_list("pk", "round_id"))
-    tasks = [ReviewTask(kind=ReviewTask.Kind.INVALID_REPLY, round_id=rounds.get(pk),
-                        subject_type=content_type, subject_id=pk) for pk in call_ids]
+    tasks = [
+        ReviewTask(
+            kind=ReviewTask.Kind.INVALID_REPLY, round_id=rounds.get(pk), subject_type=content_type, subject_id=pk
+        )
+        for pk in call_ids
+    ]
     return len(ReviewTask.objects.bulk_create(tasks, ignore_conflicts=True))
 
 
@@ -151,8 +185,12 @@ def llm_endpoint_test(*, endpoint: LLMEndpoint) -> ConnectionCheck:
     if endpoint.is_offline:
         return _offline_check(endpoint)
     config = endpoint_config(endpoint)
-    body = {**config.default_params, "model": endpoint.model, "max_tokens": 1,
-            "messages": [{"role": "user", "content": "Reply with the word OK."}]}
+    body = {
+        **config.default_params,
+        "model": endpoint.model,
+        "max_tokens": 1,
+        "messages": [{"role": "user", "content": "Reply with the word OK."}],
+    }
     started = time.perf_counter()
     result = run_sync(lambda: call_once(config, body))
     latency = int((time.perf_counter() - started) * 1000)
@@ -170,18 +208,31 @@ def llm_endpoint_test(*, endpoint: LLMEndpoint) -> ConnectionCheck:
 def _ledger_connection_test(endpoint: LLMEndpoint, body: dict, result, latency_ms: int) -> None:
     # Even a one-token ping is a paid call, so it goes in the ledger. Its sample index is the time, so
     # the cache never answers a connection test from an earlier one.
-    request = PreparedRequest(model=body["model"], messages=body["messages"],
-                              params={k: v for k, v in body.items() if k not in ("model", "messages")},
-                              sample=time.time_ns())
+    request = PreparedRequest(
+        model=body["model"],
+        messages=body["messages"],
+        params={k: v for k, v in body.items() if k not in ("model", "messages")},
+        sample=time.time_ns(),
+    )
     config = endpoint_config(endpoint)
     LLMCall.objects.create(
-        request_hash=request.hash, endpoint=endpoint, model=endpoint.model, purpose="connection_test",
-        request=request.to_json(), sample_index=0, reply=result.content, finish_reason=result.finish_reason,
+        request_hash=request.hash,
+        endpoint=endpoint,
+        model=endpoint.model,
+        purpose="connection_test",
+        request=request.to_json(),
+        sample_index=0,
+        reply=result.content,
+        finish_reason=result.finish_reason,
         status=LLMCall.Status.OK if result.ok else LLMCall.Status.FAILED,
-        error=redact_env(result.error, endpoint.api_key_env), attempts=result.attempts,
-        prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-        cost=config.cost(result.prompt_tokens, result.completion_tokens), latency_ms=latency_ms,
-        http_status=result.http_status, finished_at=timezone.now(),
+        error=redact_env(result.error, endpoint.api_key_env),
+        attempts=result.attempts,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        cost=config.cost(result.prompt_tokens, result.completion_tokens),
+        latency_ms=latency_ms,
+        http_status=result.http_status,
+        finished_at=timezone.now(),
     )
 
 

@@ -47,19 +47,36 @@ def process_pending_calls(endpoint_id: int) -> dict:
     # Rows enqueued while the lease was being given back would otherwise wait for the next kick.
     if summary.more_work or (not summary.stopped and not summary.paused and _has_pending(endpoint_id)):
         process_pending_calls.delay(endpoint_id)
-    log.info("LLM run on %s: sent %d, ok %d, invalid %d, failed %d%s", endpoint.name, summary.sent,
-             summary.ok, summary.invalid, summary.failed,
-             f"; stopped: {summary.stopped}" if summary.stopped else "")
-    return {"sent": summary.sent, "ok": summary.ok, "invalid": summary.invalid, "failed": summary.failed,
-            "stopped": summary.stopped}
+    log.info(
+        "LLM run on %s: sent %d, ok %d, invalid %d, failed %d%s",
+        endpoint.name,
+        summary.sent,
+        summary.ok,
+        summary.invalid,
+        summary.failed,
+        f"; stopped: {summary.stopped}" if summary.stopped else "",
+    )
+    return {
+        "sent": summary.sent,
+        "ok": summary.ok,
+        "invalid": summary.invalid,
+        "failed": summary.failed,
+        "stopped": summary.stopped,
+    }
 
 
 @shared_task(soft_time_limit=60, time_limit=120)
 def resume_pending_calls() -> list[int]:
     """Start a runner for every endpoint with pending calls (after a worker restart, calls whose task
     died with the old worker are still pending in the ledger)."""
-    endpoint_ids = sorted(set(LLMCall.objects.filter(status=LLMCall.Status.PENDING)
-                              .exclude(endpoint_id=None).values_list("endpoint_id", flat=True).distinct()))
+    endpoint_ids = sorted(
+        set(
+            LLMCall.objects.filter(status=LLMCall.Status.PENDING)
+            .exclude(endpoint_id=None)
+            .values_list("endpoint_id", flat=True)
+            .distinct()
+        )
+    )
     for endpoint_id in endpoint_ids:
         process_pending_calls.delay(endpoint_id)
     return endpoint_ids

@@ -26,11 +26,15 @@ def endpoint_list(request):
 @role_required(Role.VIEWER)
 def endpoint_detail(request, pk: int):
     endpoint = get_object_or_404(selectors.endpoint_list(), pk=pk)
-    return render(request, "llm/endpoint_detail.html", {
-        "endpoint": endpoint,
-        "usage": selectors.endpoint_usage(endpoint_id=endpoint.pk),
-        "key_is_set": selectors.endpoint_key_is_set(endpoint),
-    })
+    return render(
+        request,
+        "llm/endpoint_detail.html",
+        {
+            "endpoint": endpoint,
+            "usage": selectors.endpoint_usage(endpoint_id=endpoint.pk),
+            "key_is_set": selectors.endpoint_key_is_set(endpoint),
+        },
+    )
 
 
 def _save_endpoint(request, form: EndpointForm, endpoint: LLMEndpoint | None):
@@ -108,13 +112,17 @@ def cost_overview(request):
 @role_required(Role.VIEWER)
 def cost_experiment(request, pk: int):
     experiment = get_object_or_404(Experiment, pk=pk)
-    return render(request, "llm/cost_experiment.html", {
-        "experiment": experiment,
-        "total": selectors.cost_rollup_experiment(experiment_id=pk),
-        "by_round": selectors.cost_rollup_by_round(experiment_id=pk),
-        "by_stage": selectors.cost_rollup_by_stage(experiment_id=pk),
-        "budget": selectors.experiment_budget_status(experiment=experiment),
-        "estimates": selectors.estimate_pending(experiment_id=pk),
-        "problems": selectors.call_problems(experiment_id=pk, limit=50),
-        "statuses": LLMCall.Status,
-    })
+    return render(
+        request,
+        "llm/cost_experiment.html",
+        {
+            "experiment": experiment,
+            "total": selectors.cost_rollup_experiment(experiment_id=pk),
+            "by_round": selectors.cost_rollup_by_round(experiment_id=pk),
+            "by_stage": selectors.cost_rollup_by_stage(experiment_id=pk),
+            "budget": selectors.experiment_budget_status(experiment=experiment),
+            "estimates": selectors.estimate_pending(experiment_id=pk),
+            "problems": selectors.call_problems(experiment_id=pk, limit=50),
+            "statuses": LLMCall.Status,
+        },
+    )

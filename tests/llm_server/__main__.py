@@ -14,9 +14,16 @@ from tests.llm_server.server import Faults, LLMTestServer
 
 
 async def main(args) -> None:
-    faults = Faults(latency_s=args.latency, jitter_s=args.jitter, p_429=args.p_429, p_500=args.p_500,
-                    p_timeout=args.p_timeout, p_truncated=args.p_truncated, p_garbage=args.p_garbage,
-                    seed=args.seed)
+    faults = Faults(
+        latency_s=args.latency,
+        jitter_s=args.jitter,
+        p_429=args.p_429,
+        p_500=args.p_500,
+        p_timeout=args.p_timeout,
+        p_truncated=args.p_truncated,
+        p_garbage=args.p_garbage,
+        seed=args.seed,
+    )
     server = LLMTestServer(host=args.host, port=args.port, faults=faults)
     await server.start()
     print(f"listening on {server.url}", flush=True)

@@ -14,9 +14,18 @@ ROLES = ("teacher", "judge", "generator", "rationale", "classifier", "echo")
 CATEGORIES = ("Math", "Reasoning", "Coding", "Writing", "Knowledge", "Roleplay", "Extraction", "STEM")
 
 _SUBJECTS = (
-    "the water cycle", "a binary search tree", "compound interest", "the French Revolution",
-    "photosynthesis", "a haiku about autumn", "unit testing", "the Pythagorean theorem",
-    "supply and demand", "a polite complaint letter", "prime factorisation", "plate tectonics",
+    "the water cycle",
+    "a binary search tree",
+    "compound interest",
+    "the French Revolution",
+    "photosynthesis",
+    "a haiku about autumn",
+    "unit testing",
+    "the Pythagorean theorem",
+    "supply and demand",
+    "a polite complaint letter",
+    "prime factorisation",
+    "plate tectonics",
 )
 _VERBS = ("Explain", "Describe", "Summarise", "Compare", "Write a short note on", "Give three facts about")
 
@@ -64,9 +73,11 @@ def answer(model: str, messages) -> str:
         offered = re.findall(r"^- (.+)$", prompt, flags=re.MULTILINE)
         category = rng.choice(offered or CATEGORIES)
         return f"The request mainly asks for one kind of work.\n<answer>{category}</answer>"
-    return f"Here is a careful answer to your request ({len(prompt)} characters long): " + " ".join(
-        rng.choice(_SUBJECTS) for _ in range(6)
-    ) + "."
+    return (
+        f"Here is a careful answer to your request ({len(prompt)} characters long): "
+        + " ".join(rng.choice(_SUBJECTS) for _ in range(6))
+        + "."
+    )
 
 
 def garbage(model: str, rng: random.Random) -> str:

@@ -23,8 +23,16 @@ from dataclasses import dataclass
 from tests.llm_server import replies
 
 REQUEST_HASH_HEADER = "x-retort-request-hash"
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 @dataclass
@@ -112,8 +120,11 @@ class LLMTestServer:
                     return
                 status, payload, extra_headers = outcome
                 data = json.dumps(payload).encode()
-                head_lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-                              "content-type: application/json", f"content-length: {len(data)}"]
+                head_lines = [
+                    f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+                    "content-type: application/json",
+                    f"content-length: {len(data)}",
+                ]
                 head_lines += [f"{k}: {v}" for k, v in extra_headers.items()]
                 writer.write(("\r\n".join(head_lines) + "\r\n\r\n").encode() + data)
                 await writer.drain()
@@ -175,8 +186,13 @@ class LLMTestServer:
         draw = rng.random()
         if faults.latency_s or faults.jitter_s:
             await asyncio.sleep(faults.latency_s + rng.random() * faults.jitter_s)
-        edges = [("429", faults.p_429), ("500", faults.p_500), ("timeout", faults.p_timeout),
-                 ("truncated", faults.p_truncated), ("garbage", faults.p_garbage)]
+        edges = [
+            ("429", faults.p_429),
+            ("500", faults.p_500),
+            ("timeout", faults.p_timeout),
+            ("truncated", faults.p_truncated),
+            ("garbage", faults.p_garbage),
+        ]
         fault, acc = None, 0.0
         for name, p in edges:
             acc += p
@@ -189,8 +205,10 @@ class LLMTestServer:
             extra = {}
             if faults.retry_after_s is not None:
                 # Integral seconds in Retry-After (the HTTP standard), the exact figure in retry-after-ms.
-                extra = {"retry-after": str(max(1, round(faults.retry_after_s))),
-                         "retry-after-ms": str(int(faults.retry_after_s * 1000))}
+                extra = {
+                    "retry-after": str(max(1, round(faults.retry_after_s))),
+                    "retry-after-ms": str(int(faults.retry_after_s * 1000)),
+                }
             return 429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}, extra
         if fault == "500":
             self._record(request_hash, 500)
@@ -208,16 +226,24 @@ class LLMTestServer:
         self._record(request_hash, fault or 200)
         prompt_tokens = sum(replies.approx_tokens(str(m.get("content", ""))) + 4 for m in messages) + 3
         completion_tokens = replies.approx_tokens(content)
-        return 200, {
-            "id": f"chatcmpl-{self.stats.requests}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [{"index": 0, "finish_reason": finish,
-                         "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
-        }, {}
+        return (
+            200,
+            {
+                "id": f"chatcmpl-{self.stats.requests}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+            {},
+        )
 
 
 class ServerThread:

@@ -27,8 +27,7 @@ class AlgorithmConfig:
         unknown = sorted(set(data) - set(allowed))
         if unknown:
             raise ConfigError(
-                f"{cls.__name__}: unknown key(s) {', '.join(map(repr, unknown))}; "
-                f"allowed keys are {', '.join(allowed)}"
+                f"{cls.__name__}: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys are {', '.join(allowed)}"
             )
         try:
             return cls(**data)

@@ -84,8 +84,7 @@ def _best_by_query(query: np.ndarray, member: np.ndarray, score: np.ndarray) -> 
     first = np.ones(query.size, dtype=bool)
     first[1:] = query[1:] != query[:-1]
     return {
-        q: (m, s)
-        for q, m, s in zip(query[first].tolist(), member[first].tolist(), score[first].tolist(), strict=True)
+        q: (m, s) for q, m, s in zip(query[first].tolist(), member[first].tolist(), score[first].tolist(), strict=True)
     }
 
 
@@ -119,9 +118,7 @@ def novelty_filter(
     n_pool = len(pool)
     cand_ids = np.arange(n_pool, n_pool + len(candidates), dtype=np.int64)
     indexes = (PrefixIndex(texts, np.arange(n_pool, dtype=np.int64), t), PrefixIndex(texts, cand_ids, t))
-    processes = _process_count(
-        config, lambda: indexes[0].work(texts, cand_ids) + indexes[1].work(texts, cand_ids)
-    )
+    processes = _process_count(config, lambda: indexes[0].work(texts, cand_ids) + indexes[1].work(texts, cand_ids))
     n_chunks = processes * math.ceil(len(candidates) / (processes * config.chunk))
     chunks = np.array_split(cand_ids, n_chunks)
     # Every candidate against the pool, and against the other candidates (the sequential rule below
@@ -144,9 +141,7 @@ def novelty_filter(
     earlier: list[list[tuple[float, int]]] = [[] for _ in candidates]
     for query, member, score in found[len(chunks) :]:
         before = member < query
-        for q, m, s in zip(
-            query[before].tolist(), member[before].tolist(), score[before].tolist(), strict=True
-        ):
+        for q, m, s in zip(query[before].tolist(), member[before].tolist(), score[before].tolist(), strict=True):
             earlier[q - n_pool].append((s, m - n_pool))
 
     decisions: list[NoveltyDecision] = []

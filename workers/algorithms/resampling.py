@@ -52,9 +52,7 @@ class ResamplingConfig(AlgorithmConfig):
             raise ConfigError("ResamplingConfig.ratios must be a non-empty mapping of category to ratio")
         for name, ratio in self.ratios.items():
             if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
-                raise ConfigError(
-                    f"ResamplingConfig.ratios[{name!r}] must be a number in [0, 1], got {ratio!r}"
-                )
+                raise ConfigError(f"ResamplingConfig.ratios[{name!r}] must be a number in [0, 1], got {ratio!r}")
         if self.total is not None:
             check_int(self, "total", self.total, 0)
         check_int(self, "seed", self.seed, 0)
@@ -108,9 +106,7 @@ def resample_by_task(labels: Sequence[str], config: ResamplingConfig | None = No
         else:
             short.append(category)
             copies, rest = divmod(target, len(members))
-            picks = members * copies + [
-                members[i] for i in rng.choice(len(members), size=rest, replace=False)
-            ]
+            picks = members * copies + [members[i] for i in rng.choice(len(members), size=rest, replace=False)]
         chosen += picks
         categories[category] = CategoryDraw(len(members), target, len(picks))
     order = np.random.default_rng([config.seed, 0x5EED]).permutation(len(chosen))

@@ -127,9 +127,7 @@ def _prefix_length(m: int, t: float) -> int:
     return 0
 
 
-def _prefix_entries(
-    texts: TokenizedTexts, chosen: np.ndarray, t: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _prefix_entries(texts: TokenizedTexts, chosen: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(text, element, position) of every prefix element of the chosen texts."""
     prefix = np.array([_prefix_length(m, t) for m in texts.lengths[chosen].tolist()], dtype=np.int64)
     owner = np.repeat(chosen.astype(np.int32), prefix)
@@ -198,11 +196,7 @@ class PrefixIndex:
         long = np.flatnonzero(~whole)
         span = longest[long] - shortest[long] + 1
         probe = np.repeat(long, span)
-        n = (
-            np.repeat(shortest[long], span)
-            + np.arange(int(span.sum()))
-            - np.repeat(np.cumsum(span) - span, span)
-        )
+        n = np.repeat(shortest[long], span) + np.arange(int(span.sum())) - np.repeat(np.cumsum(span) - span, span)
         deepest = n - need[m[probe] + n]
         base = (element[probe].astype(np.int64) * self.stride + n) * self.stride
         cut_begin = np.searchsorted(self.keys, base, side="left")

@@ -84,9 +84,7 @@ class TaskHead:
             order = np.argsort(-row, kind="stable")
             best = float(row[order[0]])
             others = tuple((str(self.classes[i]), float(row[i])) for i in order[1:3])
-            out.append(
-                TaskPrediction(str(self.classes[order[0]]), best, best < self.config.min_confidence, others)
-            )
+            out.append(TaskPrediction(str(self.classes[order[0]]), best, best < self.config.min_confidence, others))
         return out
 
     def save(self, path: Path) -> None:

@@ -62,12 +62,10 @@ def _error_text(exc: BaseException, key: str) -> str:
 class LLMClient:
     """Use as `async with LLMClient(config) as client: result = await client.call(job)`."""
 
-    def __init__(self, config: EndpointConfig, *, policy: RetryPolicy | None = None,
-                 rng: random.Random | None = None):
+    def __init__(self, config: EndpointConfig, *, policy: RetryPolicy | None = None, rng: random.Random | None = None):
         self.config = config
         self.policy = policy or RetryPolicy()
-        self.limiter = EndpointLimiter(config.max_concurrency, config.requests_per_minute,
-                                       config.tokens_per_minute)
+        self.limiter = EndpointLimiter(config.max_concurrency, config.requests_per_minute, config.tokens_per_minute)
         self._rng = rng or random.Random()
         self._sdk: openai.AsyncOpenAI | None = None
         self._key = ""
@@ -87,8 +85,11 @@ class LLMClient:
         if _use_lean_transport(self.config.base_url):
             http_client = httpx2.AsyncClient(transport=LeanTransport())
         self._sdk = openai.AsyncOpenAI(
-            base_url=self.config.base_url, api_key=self._key, max_retries=0,
-            timeout=self.config.timeout_s, http_client=http_client,
+            base_url=self.config.base_url,
+            api_key=self._key,
+            max_retries=0,
+            timeout=self.config.timeout_s,
+            http_client=http_client,
         )
 
     async def aclose(self) -> None:
@@ -99,7 +100,9 @@ class LLMClient:
     async def _send(self, job: CallJob):
         headers = {REQUEST_HASH_HEADER: job.request_hash} if job.request_hash else None
         response = await self._sdk.post(
-            "/chat/completions", cast_to=httpx2.Response, body=job.body,
+            "/chat/completions",
+            cast_to=httpx2.Response,
+            body=job.body,
             options={"headers": headers} if headers else {},
         )
         return orjson.loads(response.content)
@@ -116,8 +119,9 @@ class LLMClient:
             await self.limiter.acquire(job.token_estimate)
             if self.broken is not None:
                 self.limiter.release()
-                return CallResult(job.key, FATAL, error=self.broken.error, http_status=self.broken.http_status,
-                                  attempts=attempt - 1)
+                return CallResult(
+                    job.key, FATAL, error=self.broken.error, http_status=self.broken.http_status, attempts=attempt - 1
+                )
             started = time.perf_counter()
             try:
                 data = await self._send(job)
@@ -132,12 +136,16 @@ class LLMClient:
                 retry_after = parse_retry_after(exc.response.headers)
                 if status == 429:
                     # Everyone waits, not just this request: the limit is the endpoint's, not the call's.
-                    self.limiter.cool_down(retry_after if retry_after is not None
-                                           else self.policy.delay(attempt, None, self._rng))
+                    self.limiter.cool_down(
+                        retry_after if retry_after is not None else self.policy.delay(attempt, None, self._rng)
+                    )
             except (openai.APIConnectionError, orjson.JSONDecodeError) as exc:
                 status = None
-                error = _error_text(exc, self._key) if not isinstance(exc, orjson.JSONDecodeError) \
+                error = (
+                    _error_text(exc, self._key)
+                    if not isinstance(exc, orjson.JSONDecodeError)
                     else "the reply was not JSON"
+                )
             else:
                 latency_ms = int((time.perf_counter() - started) * 1000)
                 result = self._result(job, data, attempt, latency_ms)
@@ -147,11 +155,21 @@ class LLMClient:
             finally:
                 self.limiter.release()
             if retry_after is not None and retry_after > self.policy.max_retry_after_s:
-                return CallResult(job.key, FAILED, attempts=attempt, http_status=status,
-                                  error=f"{error} (the provider asked to wait {retry_after:.0f} s)")
+                return CallResult(
+                    job.key,
+                    FAILED,
+                    attempts=attempt,
+                    http_status=status,
+                    error=f"{error} (the provider asked to wait {retry_after:.0f} s)",
+                )
             if attempt >= self.policy.max_attempts:
-                return CallResult(job.key, FAILED, attempts=attempt, http_status=status,
-                                  error=f"{error} (gave up after {attempt} attempts)")
+                return CallResult(
+                    job.key,
+                    FAILED,
+                    attempts=attempt,
+                    http_status=status,
+                    error=f"{error} (gave up after {attempt} attempts)",
+                )
             await asyncio.sleep(self.policy.delay(attempt, retry_after, self._rng))
 
     @staticmethod
@@ -164,8 +182,12 @@ class LLMClient:
         content = message.get("content")
         usage = data.get("usage") or {}
         return CallResult(
-            job.key, OK, content=content if isinstance(content, str) else "",
-            finish_reason=choice.get("finish_reason") or "", attempts=attempt, latency_ms=latency_ms,
+            job.key,
+            OK,
+            content=content if isinstance(content, str) else "",
+            finish_reason=choice.get("finish_reason") or "",
+            attempts=attempt,
+            latency_ms=latency_ms,
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
         )

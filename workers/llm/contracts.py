@@ -45,12 +45,19 @@ def check_reply(contract: dict, content: str, finish_reason: str = "") -> ReplyC
             return ReplyCheck(True, parse_judge(content, scale=float(contract.get("scale", 10))).as_json())
         if kind == "generator":
             filters = GeneratorFilters.from_json(contract.get("filters"))
-            return ReplyCheck(True, parse_generated_instruction(
-                content, finish_reason=finish_reason, filters=filters).as_json())
+            return ReplyCheck(
+                True, parse_generated_instruction(content, finish_reason=finish_reason, filters=filters).as_json()
+            )
         if kind == "rationale":
-            return ReplyCheck(True, parse_rationale(
-                content, labels=contract.get("labels"), choices=contract.get("choices"),
-                require_rationale=contract.get("require_rationale", True)).as_json())
+            return ReplyCheck(
+                True,
+                parse_rationale(
+                    content,
+                    labels=contract.get("labels"),
+                    choices=contract.get("choices"),
+                    require_rationale=contract.get("require_rationale", True),
+                ).as_json(),
+            )
         if kind == "classifier":
             parsed = parse_classification(content, categories=contract.get("categories"))
             return ReplyCheck(True, parsed.as_json())

@@ -62,8 +62,10 @@ def parse_judge(text: str, *, scale: float = 10.0) -> JudgeScores:
     for line in lines[-2:]:
         match = _SCORE_LINE.match(line)
         if not match:
-            raise ParseError("judge_missing_scores", "Expected 'Score of Assistant N: <number>' on the last "
-                                                     f"two lines; got {line[:80]!r}.")
+            raise ParseError(
+                "judge_missing_scores",
+                f"Expected 'Score of Assistant N: <number>' on the last two lines; got {line[:80]!r}.",
+            )
         which, value, out_of = match.groups()
         if out_of is not None and float(out_of) != scale:
             raise ParseError("judge_bad_scale", f"Score given out of {out_of}, expected out of {scale:g}.")
@@ -109,8 +111,9 @@ def _strip_quotes(text: str) -> str:
     return text
 
 
-def parse_generated_instruction(text: str, *, finish_reason: str = "",
-                                filters: GeneratorFilters | None = None) -> GeneratedInstruction:
+def parse_generated_instruction(
+    text: str, *, finish_reason: str = "", filters: GeneratorFilters | None = None
+) -> GeneratedInstruction:
     filters = filters or GeneratorFilters()
     cleaned = _strip_quotes((text or "").strip())
     if not cleaned:
@@ -118,8 +121,7 @@ def parse_generated_instruction(text: str, *, finish_reason: str = "",
     if filters.reject_truncated and finish_reason == "length":
         raise ParseError("generator_truncated", "The reply was cut by the length limit.")
     if filters.reject_mentions_instruction and "instruction" in cleaned.lower():
-        raise ParseError("generator_mentions_instruction",
-                         "The reply talks about 'instruction' instead of being one.")
+        raise ParseError("generator_mentions_instruction", "The reply talks about 'instruction' instead of being one.")
     if filters.reject_short and len(cleaned.split()) <= filters.max_short_words:
         raise ParseError("generator_too_short", f"The reply has {filters.max_short_words} words or fewer.")
     if filters.reject_leading_punctuation and unicodedata.category(cleaned[0]).startswith(("P", "S")):
@@ -151,9 +153,14 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip().strip(".").strip()).lower()
 
 
-def parse_rationale(text: str, *, labels: list[str] | None = None, choices: list[str] | None = None,
-                    stop_markers: tuple[str, ...] = DEFAULT_STOP_MARKERS,
-                    require_rationale: bool = True) -> Rationale:
+def parse_rationale(
+    text: str,
+    *,
+    labels: list[str] | None = None,
+    choices: list[str] | None = None,
+    stop_markers: tuple[str, ...] = DEFAULT_STOP_MARKERS,
+    require_rationale: bool = True,
+) -> Rationale:
     """`labels`: the allowed answers (e.g. entailment/neutral/contradiction); `choices`: the options of a
     multiple-choice question in order (a), (b), …; with either, the answer must be one of them."""
     head = text or ""
@@ -214,7 +221,6 @@ def parse_classification(text: str, *, categories: list[str] | None = None) -> C
     if categories:
         allowed = {c.lower(): c for c in categories}
         if value.lower() not in allowed:
-            raise ParseError("classifier_unknown_category",
-                             f"{value!r} is not one of {', '.join(categories)}.")
+            raise ParseError("classifier_unknown_category", f"{value!r} is not one of {', '.join(categories)}.")
         value = allowed[value.lower()]
     return Classification(value)

@@ -53,8 +53,13 @@ class ProcessBatch:
     def start(self) -> "ProcessBatch":
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        self._proc = subprocess.Popen([sys.executable, "-m", "workers.llm.procbatch"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, env=env, cwd=root)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.llm.procbatch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=root,
+        )
         _write(self._proc.stdin, (self.config, self.policy))
         self.startup_error = _read(self._proc.stdout)
         self._reader = threading.Thread(target=self._read_results, name="llm-batch-results", daemon=True)

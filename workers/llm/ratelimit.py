@@ -44,8 +44,14 @@ class TokenBucket:
 
 
 class EndpointLimiter:
-    def __init__(self, max_concurrency: int, requests_per_minute: int | None = None,
-                 tokens_per_minute: int | None = None, *, clock=time.monotonic):
+    def __init__(
+        self,
+        max_concurrency: int,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        *,
+        clock=time.monotonic,
+    ):
         self._slots = asyncio.Semaphore(max(1, max_concurrency))
         self.requests = TokenBucket(requests_per_minute, clock=clock) if requests_per_minute else None
         self.tokens = TokenBucket(tokens_per_minute, clock=clock) if tokens_per_minute else None

@@ -60,8 +60,14 @@ class PreparedRequest:
         return replace(self, sample=sample)
 
     def to_json(self) -> dict:
-        data = {"model": self.model, "messages": self.messages, "params": self.params, "sample": self.sample,
-                "contract": self.contract, "vars": self.vars}
+        data = {
+            "model": self.model,
+            "messages": self.messages,
+            "params": self.params,
+            "sample": self.sample,
+            "contract": self.contract,
+            "vars": self.vars,
+        }
         if self.backend != OPENAI_BACKEND:
             data["backend"] = self.backend
         if self.template:
@@ -71,9 +77,14 @@ class PreparedRequest:
     @classmethod
     def from_json(cls, data: dict) -> "PreparedRequest":
         return cls(
-            model=data["model"], messages=data["messages"], params=data.get("params") or {},
-            sample=int(data.get("sample") or 0), backend=data.get("backend") or OPENAI_BACKEND,
-            contract=data.get("contract") or {}, template=data.get("template"), vars=data.get("vars") or {},
+            model=data["model"],
+            messages=data["messages"],
+            params=data.get("params") or {},
+            sample=int(data.get("sample") or 0),
+            backend=data.get("backend") or OPENAI_BACKEND,
+            contract=data.get("contract") or {},
+            template=data.get("template"),
+            vars=data.get("vars") or {},
         )
 
 

@@ -52,8 +52,7 @@ class RetryPolicy:
     # of holding a worker for hours.
     max_retry_after_s: float = 600.0
 
-    def delay(self, attempt: int, retry_after: float | None = None,
-              rng: random.Random | None = None) -> float:
+    def delay(self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
         """Wait before attempt `attempt + 1`. Exponential backoff with full jitter spreads retries out so a
         crowd of failed requests does not come back at the same instant; a Retry-After is a floor."""
         rng = rng or random

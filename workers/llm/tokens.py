@@ -73,8 +73,7 @@ def _content_text(content) -> str:
 
 
 def prompt_tokens(messages: list[dict], model: str = "") -> int:
-    return sum(text_tokens(_content_text(m.get("content")), model) + MESSAGE_OVERHEAD for m in messages) \
-        + REPLY_PRIMING
+    return sum(text_tokens(_content_text(m.get("content")), model) + MESSAGE_OVERHEAD for m in messages) + REPLY_PRIMING
 
 
 def max_completion_tokens(params: dict) -> int:
@@ -99,8 +98,9 @@ class Estimate:
         return self.prompt_tokens + self.expected_completion_tokens
 
 
-def estimate(messages: list[dict], params: dict, model: str = "", *,
-             expected_completion: float | None = None) -> Estimate:
+def estimate(
+    messages: list[dict], params: dict, model: str = "", *, expected_completion: float | None = None
+) -> Estimate:
     """`expected_completion` is the mean reply length seen so far for this kind of call, if known;
     without it, half the reply limit is expected (a guess, marked as such where it is shown)."""
     bound = max_completion_tokens(params)
@@ -109,5 +109,6 @@ def estimate(messages: list[dict], params: dict, model: str = "", *,
 
 
 def cost(prompt: int, completion: int, price_in_per_mtok: Decimal, price_out_per_mtok: Decimal) -> Decimal:
-    return (Decimal(prompt) * Decimal(price_in_per_mtok)
-            + Decimal(completion) * Decimal(price_out_per_mtok)) / Decimal(1_000_000)
+    return (Decimal(prompt) * Decimal(price_in_per_mtok) + Decimal(completion) * Decimal(price_out_per_mtok)) / Decimal(
+        1_000_000
+    )

@@ -72,8 +72,9 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         except TimeoutError as exc:
             raise httpx2.ConnectTimeout(f"connecting to {host}:{port} timed out", request=request) from exc
         except OSError as exc:
-            raise httpx2.ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}",
-                                      request=request) from exc
+            raise httpx2.ConnectError(
+                f"cannot connect to {host}:{port}: {exc.strerror or exc}", request=request
+            ) from exc
         return _Connection(reader, writer)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -96,13 +97,15 @@ class LeanTransport(httpx2.AsyncBaseTransport):
             conn = idle.pop() if reused else await self._connect(key, timeouts.get("connect"), request)
             try:
                 status, reason, headers, content, keep = await self._exchange(
-                    conn, head + body, timeouts.get("read"), request)
+                    conn, head + body, timeouts.get("read"), request
+                )
             except _StaleConnection:
                 conn.close()
                 if reused:
                     continue
-                raise httpx2.RemoteProtocolError("server closed the connection without answering",
-                                                 request=request) from None
+                raise httpx2.RemoteProtocolError(
+                    "server closed the connection without answering", request=request
+                ) from None
             except BaseException:
                 conn.close()
                 raise
@@ -110,8 +113,12 @@ class LeanTransport(httpx2.AsyncBaseTransport):
                 self._idle[key].append(conn)
             else:
                 conn.close()
-            return httpx2.Response(status, headers=headers, stream=httpx2.ByteStream(content),
-                                   extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason})
+            return httpx2.Response(
+                status,
+                headers=headers,
+                stream=httpx2.ByteStream(content),
+                extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
+            )
         raise httpx2.RemoteProtocolError("server keeps closing connections", request=request)
 
     async def _exchange(self, conn: _Connection, data: bytes, read_timeout: float | None, request):

@@ -33,13 +33,15 @@ class EndpointConfig:
             return "no-key"
         value = os.environ.get(self.api_key_env, "")
         if not value:
-            raise MissingApiKey(f"Endpoint {self.name!r}: the environment variable {self.api_key_env} "
-                                "is not set on this worker.")
+            raise MissingApiKey(
+                f"Endpoint {self.name!r}: the environment variable {self.api_key_env} is not set on this worker."
+            )
         return value
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
-        return (Decimal(prompt_tokens) * self.price_input_per_mtok
-                + Decimal(completion_tokens) * self.price_output_per_mtok) / Decimal(1_000_000)
+        return (
+            Decimal(prompt_tokens) * self.price_input_per_mtok + Decimal(completion_tokens) * self.price_output_per_mtok
+        ) / Decimal(1_000_000)
 
 
 @dataclass(frozen=True)

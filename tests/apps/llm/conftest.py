@@ -29,8 +29,13 @@ def _fast_retries(monkeypatch):
 
 
 def make_endpoint(server=None, **fields) -> LLMEndpoint:
-    defaults = {"name": f"endpoint-{next(_names)}", "base_url": server.url if server else "", "model": "teacher-a",
-                "max_concurrency": 16, "timeout_s": 5.0}
+    defaults = {
+        "name": f"endpoint-{next(_names)}",
+        "base_url": server.url if server else "",
+        "model": "teacher-a",
+        "max_concurrency": 16,
+        "timeout_s": 5.0,
+    }
     return LLMEndpoint.objects.create(**{**defaults, **fields})
 
 
@@ -48,8 +53,10 @@ def teacher_requests(endpoint, n, prefix="Explain item", **kw):
 
 def judge_requests(endpoint, n, prefix="Question"):
     template = get_template("judge_pairwise")
-    return [llm_request_for(endpoint, template, {"instruction": f"{prefix} {i}?", "answer_1": "Yes.",
-                                                 "answer_2": "No."}) for i in range(n)]
+    return [
+        llm_request_for(endpoint, template, {"instruction": f"{prefix} {i}?", "answer_1": "Yes.", "answer_2": "No."})
+        for i in range(n)
+    ]
 
 
 def drain(endpoint, owner="test-runner"):

@@ -27,8 +27,9 @@ def test_a_money_budget_pauses_the_stage_before_it_is_exceeded(llm_server):
     endpoint = make_endpoint(llm_server, max_concurrency=4, **PRICES)
     requests = teacher_requests(endpoint, 40, params={"max_tokens": 60})
     experiment = make_experiment(budget_usd=Decimal("1.50"))
-    llm_calls_enqueue(endpoint=endpoint, requests=requests, purpose="teacher", experiment=experiment,
-                      stage="answer", kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint, requests=requests, purpose="teacher", experiment=experiment, stage="answer", kick=False
+    )
     summary = drain(endpoint)
     experiment.refresh_from_db()
     spent = experiment_spend(experiment_id=experiment.pk)
@@ -45,8 +46,13 @@ def test_a_money_budget_pauses_the_stage_before_it_is_exceeded(llm_server):
 def test_a_token_budget_counts_prompt_and_reply_tokens(llm_server):
     endpoint = make_endpoint(llm_server)
     experiment = make_experiment(budget_tokens=2_000)
-    llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 50, params={"max_tokens": 100}),
-                      purpose="teacher", experiment=experiment, kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint,
+        requests=teacher_requests(endpoint, 50, params={"max_tokens": 100}),
+        purpose="teacher",
+        experiment=experiment,
+        kick=False,
+    )
     drain(endpoint)
     experiment.refresh_from_db()
     assert experiment.status == Experiment.Status.PAUSED and "Token budget reached" in experiment.status_reason
@@ -56,8 +62,9 @@ def test_a_token_budget_counts_prompt_and_reply_tokens(llm_server):
 def test_without_a_budget_nothing_is_held_back(llm_server):
     endpoint = make_endpoint(llm_server, **PRICES)
     experiment = make_experiment()
-    llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 20), purpose="teacher",
-                      experiment=experiment, kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint, requests=teacher_requests(endpoint, 20), purpose="teacher", experiment=experiment, kick=False
+    )
     assert drain(endpoint).ok == 20
 
 
@@ -68,18 +75,39 @@ def test_roll_ups_per_stage_round_and_experiment_add_up(llm_server):
     round_0 = Round.objects.create(experiment=experiment, index=0)
     round_1 = Round.objects.create(experiment=experiment, index=1)
     for rnd, n in ((round_0, 6), (round_1, 4)):
-        llm_calls_enqueue(endpoint=teacher, requests=teacher_requests(teacher, n, prefix=f"r{rnd.index}"),
-                          purpose="teacher", experiment=experiment, round=rnd, stage="answer", kick=False)
-        llm_calls_enqueue(endpoint=judge, requests=judge_requests(judge, n, prefix=f"r{rnd.index}"),
-                          purpose="judge", experiment=experiment, round=rnd, stage="judge", kick=False)
+        llm_calls_enqueue(
+            endpoint=teacher,
+            requests=teacher_requests(teacher, n, prefix=f"r{rnd.index}"),
+            purpose="teacher",
+            experiment=experiment,
+            round=rnd,
+            stage="answer",
+            kick=False,
+        )
+        llm_calls_enqueue(
+            endpoint=judge,
+            requests=judge_requests(judge, n, prefix=f"r{rnd.index}"),
+            purpose="judge",
+            experiment=experiment,
+            round=rnd,
+            stage="judge",
+            kick=False,
+        )
     drain(teacher)
     drain(judge)
     stages = cost_rollup_by_stage(experiment_id=experiment.pk)
     assert [(r["round__index"], r["stage"], r["calls"], r["ok"]) for r in stages] == [
-        (0, "answer", 6, 6), (0, "judge", 6, 6), (1, "answer", 4, 4), (1, "judge", 4, 4)]
+        (0, "answer", 6, 6),
+        (0, "judge", 6, 6),
+        (1, "answer", 4, 4),
+        (1, "judge", 4, 4),
+    ]
     total = cost_rollup_experiment(experiment_id=experiment.pk)
-    assert total["cost"] == sum(r["cost"] for r in stages) == sum(r["cost"] for r in
-                                                                   cost_rollup_by_round(experiment_id=experiment.pk))
+    assert (
+        total["cost"]
+        == sum(r["cost"] for r in stages)
+        == sum(r["cost"] for r in cost_rollup_by_round(experiment_id=experiment.pk))
+    )
     assert total["cost"] == sum(LLMCall.objects.values_list("cost", flat=True)) > 0
     assert total["tokens"] == sum(r["prompt_tokens"] + r["completion_tokens"] for r in stages)
 
@@ -88,8 +116,9 @@ def test_a_stage_is_estimated_before_it_starts(llm_server):
     endpoint = make_endpoint(llm_server, **PRICES)
     experiment = make_experiment(budget_usd=Decimal("1000"))
     requests = teacher_requests(endpoint, 12, params={"max_tokens": 80})
-    llm_calls_enqueue(endpoint=endpoint, requests=requests, purpose="teacher", experiment=experiment,
-                      stage="answer", kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint, requests=requests, purpose="teacher", experiment=experiment, stage="answer", kick=False
+    )
     [pending] = estimate_pending(experiment_id=experiment.pk, stage="answer")
     est = pending["estimate"]
     assert (est.calls, est.max_completion_tokens, est.expected_completion_tokens) == (12, 960, 480)
@@ -101,8 +130,9 @@ def test_a_stage_is_estimated_before_it_starts(llm_server):
     assert status.pending_max_usd == est.max_cost and status.spent.usd == 0
 
     drain(endpoint)  # now there is history: later estimates use the mean reply length seen
-    later = estimate_requests(teacher_requests(endpoint, 3, prefix="new", params={"max_tokens": 80}), endpoint,
-                              purpose="teacher")
+    later = estimate_requests(
+        teacher_requests(endpoint, 3, prefix="new", params={"max_tokens": 80}), endpoint, purpose="teacher"
+    )
     mean = sum(LLMCall.objects.values_list("completion_tokens", flat=True)) / 12
     assert later.completion_basis == "history"
     assert later.expected_completion_tokens == 3 * int(-(-min(80, mean) // 1))

@@ -17,11 +17,27 @@ N = 5000
 
 def test_a_5000_call_batch_with_20_percent_faults_loses_nothing(llm_server, monkeypatch):
     monkeypatch.setenv("RETORT_LLM_MAX_ATTEMPTS", "6")
-    llm_server.configure(latency_s=0.001, jitter_s=0.004, p_429=0.05, p_500=0.05, p_timeout=0.02,
-                         p_truncated=0.04, p_garbage=0.04, retry_after_s=0.005, hang_s=1.0, seed=7)
+    llm_server.configure(
+        latency_s=0.001,
+        jitter_s=0.004,
+        p_429=0.05,
+        p_500=0.05,
+        p_timeout=0.02,
+        p_truncated=0.04,
+        p_garbage=0.04,
+        retry_after_s=0.005,
+        hang_s=1.0,
+        seed=7,
+    )
     endpoint = make_endpoint(llm_server, model="judge-a", max_concurrency=64, timeout_s=0.25)
-    calls = llm_calls_enqueue(endpoint=endpoint, requests=judge_requests(endpoint, N), purpose="judge",
-                              experiment=make_experiment(), stage="judge", kick=False)
+    calls = llm_calls_enqueue(
+        endpoint=endpoint,
+        requests=judge_requests(endpoint, N),
+        purpose="judge",
+        experiment=make_experiment(),
+        stage="judge",
+        kick=False,
+    )
     summary = drain(endpoint)
     assert not summary.stopped
 
@@ -41,8 +57,10 @@ def test_a_5000_call_batch_with_20_percent_faults_loses_nothing(llm_server, monk
             assert final.error and final.parsed is None
     invalid = {f.pk for f in finals.values() if f.status == "invalid"}
     assert set(ReviewTask.objects.values_list("subject_id", flat=True)) == invalid
-    print(f"\n{N} items: {dict(outcome)}; server saw {faults.requests} requests "
-          f"({dict(faults.by_status)}, {dict(faults.by_fault)})")
+    print(
+        f"\n{N} items: {dict(outcome)}; server saw {faults.requests} requests "
+        f"({dict(faults.by_status)}, {dict(faults.by_fault)})"
+    )
 
     # The same batch again: all answered from the ledger.
     before = llm_server.stats().requests

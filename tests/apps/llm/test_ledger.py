@@ -39,8 +39,9 @@ def test_a_finished_call_is_never_made_again(llm_server):
     endpoint = make_endpoint(llm_server, price_input_per_mtok=Decimal("2"), price_output_per_mtok=Decimal("10"))
     experiment = make_experiment()
     requests = teacher_requests(endpoint, 30)
-    llm_calls_enqueue(endpoint=endpoint, requests=requests, purpose="teacher", experiment=experiment,
-                      stage="answer", kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint, requests=requests, purpose="teacher", experiment=experiment, stage="answer", kick=False
+    )
     summary = drain(endpoint)
     assert (summary.sent, summary.ok) == (30, 30)
     assert llm_server.stats().requests == 30
@@ -51,8 +52,14 @@ def test_a_finished_call_is_never_made_again(llm_server):
     assert call.finished_at is not None and call.attempts == 1
 
     # A re-run, and the same requests from another experiment: zero new calls.
-    again = llm_calls_enqueue(endpoint=endpoint, requests=requests, purpose="teacher", experiment=make_experiment(),
-                              stage="answer", kick=False)
+    again = llm_calls_enqueue(
+        endpoint=endpoint,
+        requests=requests,
+        purpose="teacher",
+        experiment=make_experiment(),
+        stage="answer",
+        kick=False,
+    )
     assert {c.status for c in again} == {LLMCall.Status.OK} and {c.experiment_id for c in again} == {experiment.pk}
     assert drain(endpoint).sent == 0
     assert llm_server.stats().requests == 30
@@ -66,8 +73,9 @@ def test_failed_calls_are_resent_only_when_an_operator_asks(llm_server):
     endpoint = make_endpoint(llm_server)
     llm_server.configure(p_500=1.0)
     experiment = make_experiment()
-    llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 3), purpose="teacher",
-                      experiment=experiment, kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint, requests=teacher_requests(endpoint, 3), purpose="teacher", experiment=experiment, kick=False
+    )
     drain(endpoint)
     assert set(LLMCall.objects.values_list("status", "http_status")) == {("failed", 500)}
     assert "gave up after 8 attempts" in LLMCall.objects.first().error
@@ -90,13 +98,13 @@ def test_a_call_remembers_its_template_for_the_response_that_stores_it(llm_serve
     from apps.llm.selectors import llm_call_template
 
     endpoint = make_endpoint(llm_server)
-    [call] = llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 1), purpose="teacher",
-                               kick=False)
+    [call] = llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 1), purpose="teacher", kick=False)
     assert llm_call_template(call) == ("teacher_answer", 1)
 
 
 def test_the_admin_can_test_an_endpoint(llm_server, admin_client):
     endpoint = make_endpoint(llm_server)
-    response = admin_client.post("/admin/llm/llmendpoint/", {"action": "test_connection",
-                                                              "_selected_action": [endpoint.pk]}, follow=True)
+    response = admin_client.post(
+        "/admin/llm/llmendpoint/", {"action": "test_connection", "_selected_action": [endpoint.pk]}, follow=True
+    )
     assert "Connected: teacher-a answered" in response.content.decode()

@@ -17,12 +17,21 @@ pytestmark = pytest.mark.django_db
 def recorded():
     dataset = DatasetFactory(name="gpt4-answers")
     rows = [
-        ("What is the boiling point of water at sea level?", "Water boils at 100 degrees Celsius at sea level.",
-         "STEM"),
-        ("Write a haiku about autumn leaves.", "Red leaves drift and fall / the cold wind hums through bare trees / "
-         "autumn says goodbye", "Writing"),
-        ("Explain what a binary search does.", "Binary search finds an item in a sorted list by halving the range "
-         "it searches at every step.", "Coding"),
+        (
+            "What is the boiling point of water at sea level?",
+            "Water boils at 100 degrees Celsius at sea level.",
+            "STEM",
+        ),
+        (
+            "Write a haiku about autumn leaves.",
+            "Red leaves drift and fall / the cold wind hums through bare trees / autumn says goodbye",
+            "Writing",
+        ),
+        (
+            "Explain what a binary search does.",
+            "Binary search finds an item in a sorted list by halving the range it searches at every step.",
+            "Coding",
+        ),
     ]
     for text, output, category in rows:
         InstructionFactory(dataset=dataset, text=text, reference_output=output, task_category=category)
@@ -35,8 +44,9 @@ def test_replay_answers_from_the_recorded_outputs_and_says_when_it_has_none(reco
     texts = list(recorded.instructions.values_list("text", "reference_output"))
     requests = [llm_request_for(endpoint, template, {"instruction": t, "input": ""}) for t, _ in texts]
     requests.append(llm_request_for(endpoint, template, {"instruction": "Something never recorded."}))
-    calls = llm_calls_enqueue(endpoint=endpoint, requests=requests, purpose="teacher", experiment=make_experiment(),
-                              kick=False)
+    calls = llm_calls_enqueue(
+        endpoint=endpoint, requests=requests, purpose="teacher", experiment=make_experiment(), kick=False
+    )
     drain(endpoint)
     got = {c.pk: c for c in LLMCall.objects.all()}
     assert [got[c.pk].reply for c in calls[:3]] == [out for _, out in texts]
@@ -48,21 +58,35 @@ def test_replay_answers_from_the_recorded_outputs_and_says_when_it_has_none(reco
 def test_replay_classifies_from_the_recorded_task_category(recorded):
     endpoint = make_endpoint(backend=LLMEndpoint.Backend.REPLAY, model="labels", offline_dataset=recorded)
     template = get_template("classify_task")
-    requests = [llm_request_for(endpoint, template, {"instruction": t, "categories": ["STEM", "Writing", "Coding"]},
-                                contract={"categories": ["STEM", "Writing", "Coding"]})
-                for t in recorded.instructions.values_list("text", flat=True)]
+    requests = [
+        llm_request_for(
+            endpoint,
+            template,
+            {"instruction": t, "categories": ["STEM", "Writing", "Coding"]},
+            contract={"categories": ["STEM", "Writing", "Coding"]},
+        )
+        for t in recorded.instructions.values_list("text", flat=True)
+    ]
     llm_calls_enqueue(endpoint=endpoint, requests=requests, purpose="classifier", kick=False)
     drain(endpoint)
     assert sorted(LLMCall.objects.values_list("parsed__category", flat=True)) == ["Coding", "STEM", "Writing"]
 
 
 def test_the_similarity_judge_scores_through_the_runner(recorded):
-    endpoint = make_endpoint(backend=LLMEndpoint.Backend.SIMILARITY_JUDGE, model="minilm-judge",
-                             offline_dataset=recorded)
+    endpoint = make_endpoint(
+        backend=LLMEndpoint.Backend.SIMILARITY_JUDGE, model="minilm-judge", offline_dataset=recorded
+    )
     template = get_template("judge_pairwise")
-    request = llm_request_for(endpoint, template, {
-        "instruction": "What is the boiling point of water at sea level?", "input": "",
-        "answer_1": "At sea level water boils at 100 °C.", "answer_2": "The moon orbits the earth."})
+    request = llm_request_for(
+        endpoint,
+        template,
+        {
+            "instruction": "What is the boiling point of water at sea level?",
+            "input": "",
+            "answer_1": "At sea level water boils at 100 °C.",
+            "answer_2": "The moon orbits the earth.",
+        },
+    )
     [call] = llm_calls_enqueue(endpoint=endpoint, requests=[request], purpose="judge", kick=False)
     drain(endpoint)
     call.refresh_from_db()
@@ -73,13 +97,17 @@ def test_the_similarity_judge_scores_through_the_runner(recorded):
 def test_the_retrieval_generator_proposes_unseen_reserve_instructions(recorded):
     seeds = DatasetFactory(name="seeds")
     InstructionFactory(dataset=seeds, text="Explain what a binary search does.")  # also in the reserve
-    endpoint = make_endpoint(backend=LLMEndpoint.Backend.RETRIEVAL_GENERATOR, model="reserve",
-                             offline_dataset=recorded)
+    endpoint = make_endpoint(backend=LLMEndpoint.Backend.RETRIEVAL_GENERATOR, model="reserve", offline_dataset=recorded)
     experiment = make_experiment(dataset=seeds)
     template = get_template("generate_hard")
     request = llm_request_for(endpoint, template, {"instruction": "Explain how quicksort partitions an array."})
-    [call] = llm_calls_enqueue(endpoint=endpoint, requests=[request, request.with_sample(1)][:1], purpose="generator",
-                               experiment=experiment, kick=False)
+    [call] = llm_calls_enqueue(
+        endpoint=endpoint,
+        requests=[request, request.with_sample(1)][:1],
+        purpose="generator",
+        experiment=experiment,
+        kick=False,
+    )
     drain(endpoint)
     call.refresh_from_db()
     assert call.status == "ok"

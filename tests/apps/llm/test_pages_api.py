@@ -13,9 +13,18 @@ SECRET = "sk-page-test-4b9d8e7f6a5c3b2a1d0e"
 
 
 def _form(server_url, **extra):
-    data = {"name": "teacher-local", "backend": "openai", "base_url": server_url, "model": "teacher-a",
-            "api_key_env": "RETORT_PAGE_KEY", "max_concurrency": 4, "timeout_s": 5, "price_input_per_mtok": "1.5",
-            "price_output_per_mtok": "6", "default_params": '{"temperature": 0.3}'}
+    data = {
+        "name": "teacher-local",
+        "backend": "openai",
+        "base_url": server_url,
+        "model": "teacher-a",
+        "api_key_env": "RETORT_PAGE_KEY",
+        "max_concurrency": 4,
+        "timeout_s": 5,
+        "price_input_per_mtok": "1.5",
+        "price_output_per_mtok": "6",
+        "default_params": '{"temperature": 0.3}',
+    }
     return {**data, **extra}
 
 
@@ -31,15 +40,13 @@ def test_viewers_see_endpoints_operators_change_them(llm_server, client_for):
     response = operator.post(reverse("llm:endpoint-create"), _form(llm_server.url))
     created = LLMEndpoint.objects.get(name="teacher-local")
     assert response.status_code == 302 and created.default_params == {"temperature": 0.3}
-    response = operator.post(reverse("llm:endpoint-edit", args=[created.pk]),
-                             _form(llm_server.url, max_concurrency=9))
+    response = operator.post(reverse("llm:endpoint-edit", args=[created.pk]), _form(llm_server.url, max_concurrency=9))
     created.refresh_from_db()
     assert response.status_code == 302 and created.max_concurrency == 9
 
 
 def test_the_form_rejects_a_key_pasted_where_the_variable_name_goes(llm_server, client_for):
-    response = client_for(Role.OPERATOR).post(reverse("llm:endpoint-create"), _form(llm_server.url,
-                                                                                      api_key_env=SECRET))
+    response = client_for(Role.OPERATOR).post(reverse("llm:endpoint-create"), _form(llm_server.url, api_key_env=SECRET))
     assert response.status_code == 200 and not LLMEndpoint.objects.exists()
     assert "environment variable name" in response.content.decode()
 
@@ -87,11 +94,23 @@ def test_prompt_templates_are_listed_and_shown_read_only(client_for):
 def test_cost_pages_show_stages_budget_and_estimates(llm_server, client_for):
     endpoint = make_endpoint(llm_server, price_input_per_mtok=100, price_output_per_mtok=300)
     experiment = make_experiment(name="costly", budget_usd=50)
-    llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 4), purpose="teacher",
-                      experiment=experiment, stage="answer", kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint,
+        requests=teacher_requests(endpoint, 4),
+        purpose="teacher",
+        experiment=experiment,
+        stage="answer",
+        kick=False,
+    )
     drain(endpoint)
-    llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 3, prefix="later"), purpose="teacher",
-                      experiment=experiment, stage="rewrite", kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint,
+        requests=teacher_requests(endpoint, 3, prefix="later"),
+        purpose="teacher",
+        experiment=experiment,
+        stage="rewrite",
+        kick=False,
+    )
     viewer = client_for(Role.VIEWER)
     assert "costly" in viewer.get(reverse("llm:costs")).content.decode()
     page = viewer.get(reverse("llm:experiment-costs", args=[experiment.pk])).content.decode()
@@ -101,15 +120,23 @@ def test_cost_pages_show_stages_budget_and_estimates(llm_server, client_for):
 
 def test_the_api_lists_and_changes_endpoints_by_role(llm_server, api_for, monkeypatch):
     viewer, operator = api_for(Role.VIEWER), api_for(Role.OPERATOR)
-    body = {"name": "api-made", "backend": "openai", "base_url": llm_server.url, "model": "teacher-a",
-            "api_key_env": "RETORT_API_KEY", "max_concurrency": 3}
+    body = {
+        "name": "api-made",
+        "backend": "openai",
+        "base_url": llm_server.url,
+        "model": "teacher-a",
+        "api_key_env": "RETORT_API_KEY",
+        "max_concurrency": 3,
+    }
     assert viewer.post("/api/v1/llm/endpoints/", body, format="json").status_code == 403
     created = operator.post("/api/v1/llm/endpoints/", body, format="json")
     assert created.status_code == 201 and created.json()["api_key_env"] == "RETORT_API_KEY"
     assert "api_key" not in created.json()
     pk = created.json()["id"]
-    assert operator.patch(f"/api/v1/llm/endpoints/{pk}/", {"max_concurrency": 7}, format="json").json()[
-        "max_concurrency"] == 7
+    assert (
+        operator.patch(f"/api/v1/llm/endpoints/{pk}/", {"max_concurrency": 7}, format="json").json()["max_concurrency"]
+        == 7
+    )
     assert [e["name"] for e in viewer.get("/api/v1/llm/endpoints/").json()] == ["api-made"]
     missing = operator.post(f"/api/v1/llm/endpoints/{pk}/test/").json()
     assert missing["ok"] is False and "RETORT_API_KEY is not set" in missing["message"]
@@ -120,8 +147,14 @@ def test_the_api_lists_and_changes_endpoints_by_role(llm_server, api_for, monkey
 def test_the_api_exposes_the_ledger_costs_and_templates(llm_server, api_for):
     endpoint = make_endpoint(llm_server, price_input_per_mtok=2)
     experiment = make_experiment()
-    llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 3), purpose="teacher",
-                      experiment=experiment, stage="answer", kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint,
+        requests=teacher_requests(endpoint, 3),
+        purpose="teacher",
+        experiment=experiment,
+        stage="answer",
+        kick=False,
+    )
     drain(endpoint)
     api = api_for(Role.VIEWER)
     calls = api.get(f"/api/v1/llm/calls/?experiment={experiment.pk}&status=ok").json()

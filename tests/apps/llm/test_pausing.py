@@ -19,27 +19,37 @@ SECRET = "sk-retort-test-7f3a9c2b1e8d4f6a0b5c"
 def _everything_readable(client, api, experiment, endpoint) -> str:
     texts = [repr(list(LLMCall.objects.values()))]
     texts += [repr(list(LLMEndpoint.objects.values())), repr(list(Experiment.objects.values()))]
-    for url in (reverse("llm:endpoints"), reverse("llm:endpoint", args=[endpoint.pk]),
-                reverse("llm:experiment-costs", args=[experiment.pk]), reverse("llm:costs")):
+    for url in (
+        reverse("llm:endpoints"),
+        reverse("llm:endpoint", args=[endpoint.pk]),
+        reverse("llm:experiment-costs", args=[experiment.pk]),
+        reverse("llm:costs"),
+    ):
         texts.append(client.get(url).content.decode())
-    for url in ("/api/v1/llm/calls/", f"/api/v1/llm/endpoints/{endpoint.pk}/",
-                f"/api/v1/llm/experiments/{experiment.pk}/costs/"):
+    for url in (
+        "/api/v1/llm/calls/",
+        f"/api/v1/llm/endpoints/{endpoint.pk}/",
+        f"/api/v1/llm/experiments/{experiment.pk}/costs/",
+    ):
         texts.append(api.get(url).content.decode())
     return "\n".join(texts)
 
 
-def test_a_rejected_key_pauses_everything_waiting_and_leaks_nowhere(llm_server, monkeypatch, caplog, client_for,
-                                                                     api_for):
+def test_a_rejected_key_pauses_everything_waiting_and_leaks_nowhere(
+    llm_server, monkeypatch, caplog, client_for, api_for
+):
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("RETORT_TEST_KEY", SECRET)
     llm_server.configure(api_key="the-right-key-0000")  # the server echoes the wrong key in its 401 body
     endpoint = make_endpoint(llm_server, name="teacher-prod", api_key_env="RETORT_TEST_KEY", max_concurrency=2)
     first, second = make_experiment(), make_experiment()
     requests = teacher_requests(endpoint, 10)
-    llm_calls_enqueue(endpoint=endpoint, requests=requests[:5], purpose="teacher", experiment=first,
-                      stage="answer", kick=False)
-    llm_calls_enqueue(endpoint=endpoint, requests=requests[5:], purpose="teacher", experiment=second,
-                      stage="answer", kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint, requests=requests[:5], purpose="teacher", experiment=first, stage="answer", kick=False
+    )
+    llm_calls_enqueue(
+        endpoint=endpoint, requests=requests[5:], purpose="teacher", experiment=second, stage="answer", kick=False
+    )
     summary = drain(endpoint)
     assert summary.stopped and summary.paused == {first.pk, second.pk}
     for experiment in (first, second):
@@ -65,8 +75,9 @@ def test_a_missing_key_variable_pauses_with_its_name(llm_server, monkeypatch):
     monkeypatch.delenv("RETORT_MISSING_KEY", raising=False)
     endpoint = make_endpoint(llm_server, api_key_env="RETORT_MISSING_KEY")
     experiment = make_experiment()
-    llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 2), purpose="teacher",
-                      experiment=experiment, kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint, requests=teacher_requests(endpoint, 2), purpose="teacher", experiment=experiment, kick=False
+    )
     drain(endpoint)
     experiment.refresh_from_db()
     assert experiment.status == Experiment.Status.PAUSED and "RETORT_MISSING_KEY" in experiment.status_reason
@@ -77,8 +88,14 @@ def test_a_missing_key_variable_pauses_with_its_name(llm_server, monkeypatch):
 def test_forbidden_or_unknown_model_pauses_without_retrying(llm_server, status):
     endpoint = make_endpoint(llm_server, model=f"status-{status}")
     experiment = make_experiment()
-    llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 3), purpose="teacher",
-                      experiment=experiment, stage="answer", kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint,
+        requests=teacher_requests(endpoint, 3),
+        purpose="teacher",
+        experiment=experiment,
+        stage="answer",
+        kick=False,
+    )
     drain(endpoint)
     experiment.refresh_from_db()
     assert experiment.status == Experiment.Status.PAUSED and f"HTTP {status}" in experiment.status_reason
@@ -91,10 +108,16 @@ def test_a_rejected_request_fails_that_call_and_pauses_only_its_experiment(llm_s
     bad_endpoint = make_endpoint(llm_server, model="status-400")
     good_endpoint = make_endpoint(llm_server)
     bad, good = make_experiment(), make_experiment()
-    llm_calls_enqueue(endpoint=bad_endpoint, requests=teacher_requests(bad_endpoint, 1), purpose="teacher",
-                      experiment=bad, kick=False)
-    llm_calls_enqueue(endpoint=good_endpoint, requests=teacher_requests(good_endpoint, 3), purpose="teacher",
-                      experiment=good, kick=False)
+    llm_calls_enqueue(
+        endpoint=bad_endpoint, requests=teacher_requests(bad_endpoint, 1), purpose="teacher", experiment=bad, kick=False
+    )
+    llm_calls_enqueue(
+        endpoint=good_endpoint,
+        requests=teacher_requests(good_endpoint, 3),
+        purpose="teacher",
+        experiment=good,
+        kick=False,
+    )
     drain(bad_endpoint)
     drain(good_endpoint)
     bad.refresh_from_db()
@@ -108,8 +131,9 @@ def test_a_rejected_request_fails_that_call_and_pauses_only_its_experiment(llm_s
 def test_calls_of_a_paused_experiment_wait(llm_server):
     endpoint = make_endpoint(llm_server)
     experiment = make_experiment(status=Experiment.Status.PAUSED)
-    llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 3), purpose="teacher",
-                      experiment=experiment, kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint, requests=teacher_requests(endpoint, 3), purpose="teacher", experiment=experiment, kick=False
+    )
     assert drain(endpoint).sent == 0
     Experiment.objects.update(status=Experiment.Status.RUNNING)
     assert drain(endpoint).sent == 3

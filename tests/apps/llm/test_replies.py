@@ -14,8 +14,14 @@ pytestmark = pytest.mark.django_db
 def test_garbage_is_resampled_then_sent_to_review_and_never_scored(llm_server):
     endpoint = make_endpoint(llm_server, model="judge-a")
     llm_server.configure(p_garbage=1.0)
-    calls = llm_calls_enqueue(endpoint=endpoint, requests=judge_requests(endpoint, 4), purpose="judge",
-                              experiment=make_experiment(), stage="judge", kick=False)
+    calls = llm_calls_enqueue(
+        endpoint=endpoint,
+        requests=judge_requests(endpoint, 4),
+        purpose="judge",
+        experiment=make_experiment(),
+        stage="judge",
+        kick=False,
+    )
     summary = drain(endpoint)
     assert (summary.invalid, summary.resampled) == (12, 8)  # 1 + 2 fresh samples per item
     assert LLMCall.objects.filter(status=LLMCall.Status.INVALID, parsed__isnull=True).count() == 12

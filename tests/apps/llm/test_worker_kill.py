@@ -46,12 +46,20 @@ def _alive(pid: int) -> bool:
 def test_a_worker_killed_mid_batch_is_finished_by_the_next_without_repeats(llm_server, tmp_path, client_mode):
     llm_server.configure(latency_s=0.05)
     endpoint = make_endpoint(llm_server, max_concurrency=8)
-    env = {"RETORT_LLM_LEASE_S": 2, "RETORT_LLM_RETRY_BASE_S": 0.01,
-           "RETORT_LLM_PROCESS_THRESHOLD": -1 if client_mode == "thread" else 0}
+    env = {
+        "RETORT_LLM_LEASE_S": 2,
+        "RETORT_LLM_RETRY_BASE_S": 0.01,
+        "RETORT_LLM_PROCESS_THRESHOLD": -1 if client_mode == "thread" else 0,
+    }
     first = WorkerProcess(tmp_path, queues="llm", **env).wait_ready()
     try:
-        llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, N), purpose="teacher",
-                          experiment=make_experiment(), stage="answer")  # kicks the worker on commit
+        llm_calls_enqueue(
+            endpoint=endpoint,
+            requests=teacher_requests(endpoint, N),
+            purpose="teacher",
+            experiment=make_experiment(),
+            stage="answer",
+        )  # kicks the worker on commit
         wait_for(lambda: _finished() >= 200, 60, "the first worker to make progress", first)
         clients = _children(first.proc.pid)
         assert bool(clients) == (client_mode == "process")

@@ -43,8 +43,13 @@ def run(cfg, jobs, policy=FAST):
 def test_each_role_answers_in_its_contract(server):
     from workers.llm.contracts import check_reply
 
-    contracts = {"teacher-a": {"kind": "answer"}, "judge-a": {"kind": "judge"}, "generator-a": {"kind": "generator"},
-                 "rationale-a": {"kind": "rationale"}, "classifier-a": {"kind": "classifier"}}
+    contracts = {
+        "teacher-a": {"kind": "answer"},
+        "judge-a": {"kind": "judge"},
+        "generator-a": {"kind": "generator"},
+        "rationale-a": {"kind": "rationale"},
+        "classifier-a": {"kind": "classifier"},
+    }
     for model, contract in contracts.items():
         [result] = run(config(server, model), [job(1, model)])
         assert result.status == OK and result.prompt_tokens > 0 and result.completion_tokens > 0

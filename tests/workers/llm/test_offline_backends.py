@@ -51,9 +51,14 @@ def minilm():
 
 def request(template_id, variables, *, sample=0, contract=None):
     template = get_template(template_id)
-    return PreparedRequest(model="offline", messages=template.render(variables), sample=sample,
-                           contract={"kind": template.contract, **(contract or {})}, vars=variables,
-                           backend="offline_x")
+    return PreparedRequest(
+        model="offline",
+        messages=template.render(variables),
+        sample=sample,
+        contract={"kind": template.contract, **(contract or {})},
+        vars=variables,
+        backend="offline_x",
+    )
 
 
 def test_replay_returns_the_recorded_answer_category_or_a_clear_failure():
@@ -61,10 +66,15 @@ def test_replay_returns_the_recorded_answer_category_or_a_clear_failure():
     classify = request("classify_task", {"instruction": "Name a planet.", "categories": ["STEM", "Writing"]})
     judge = request("judge_pairwise", {"instruction": "x", "answer_1": "a", "answer_2": "b"})
     ref = Reference(output="Mars is a planet.", task_category="STEM")
-    results = ReplayBackend().answer([
-        OfflineItem(1, answer, ref), OfflineItem(2, classify, ref), OfflineItem(3, answer, None),
-        OfflineItem(4, judge, ref), OfflineItem(5, classify, Reference(output="x")),
-    ])
+    results = ReplayBackend().answer(
+        [
+            OfflineItem(1, answer, ref),
+            OfflineItem(2, classify, ref),
+            OfflineItem(3, answer, None),
+            OfflineItem(4, judge, ref),
+            OfflineItem(5, classify, Reference(output="x")),
+        ]
+    )
     assert [r.status for r in results] == [OK, OK, FAILED, FATAL, FAILED]
     assert results[0].content == "Mars is a planet."
     assert check_reply(classify.contract, results[1].content).parsed == {"category": "STEM"}
@@ -78,13 +88,19 @@ def test_similarity_to_score_maps_the_floor_to_one_and_identity_to_ten():
 def test_similarity_judge_prefers_the_answer_closer_to_the_reference(minilm):
     reference = "Paris is the capital of France; it lies on the Seine and has about two million people."
     good, bad = "The capital of France is Paris, a city on the river Seine.", "Bananas are rich in potassium."
-    first = request("judge_pairwise", {"instruction": "What is the capital of France?", "answer_1": good,
-                                       "answer_2": bad})
-    swapped = request("judge_pairwise", {"instruction": "What is the capital of France?", "answer_1": bad,
-                                         "answer_2": good})
-    results = SimilarityJudge(minilm).answer([OfflineItem(1, first, Reference(reference)),
-                                              OfflineItem(2, swapped, Reference(reference)),
-                                              OfflineItem(3, first, None)])
+    first = request(
+        "judge_pairwise", {"instruction": "What is the capital of France?", "answer_1": good, "answer_2": bad}
+    )
+    swapped = request(
+        "judge_pairwise", {"instruction": "What is the capital of France?", "answer_1": bad, "answer_2": good}
+    )
+    results = SimilarityJudge(minilm).answer(
+        [
+            OfflineItem(1, first, Reference(reference)),
+            OfflineItem(2, swapped, Reference(reference)),
+            OfflineItem(3, first, None),
+        ]
+    )
     a, b = parse_judge(results[0].content), parse_judge(results[1].content)
     assert a.assistant_1 > a.assistant_2 + 3
     assert (b.assistant_1, b.assistant_2) == (a.assistant_2, a.assistant_1)  # no position bias
@@ -101,8 +117,12 @@ RESERVE = [
 
 
 def test_retrieval_returns_the_nearest_unseen_novel_instruction_and_never_twice():
-    generator = RetrievalGenerator(RESERVE, BagOfWords(), exact_duplicate_filter,
-                                   seen=["Explain how a bicycle gear system works for a beginner cyclist."])
+    generator = RetrievalGenerator(
+        RESERVE,
+        BagOfWords(),
+        exact_duplicate_filter,
+        seen=["Explain how a bicycle gear system works for a beginner cyclist."],
+    )
     seed = request("generate_hard", {"instruction": "How do bicycle gears and brakes work?"})
     first, second = generator.answer([OfflineItem(1, seed), OfflineItem(2, seed)])
     assert first.content == "Describe how bicycle brakes work and how to adjust them."
@@ -114,7 +134,8 @@ def test_a_fresh_sample_takes_the_next_candidate_and_task_type_narrows_expansion
     generator = RetrievalGenerator(RESERVE, BagOfWords(), exact_duplicate_filter)
     seed = {"instruction": "How do bicycle gears work?"}
     [zero] = RetrievalGenerator(RESERVE, BagOfWords(), exact_duplicate_filter).answer(
-        [OfflineItem(1, request("generate_hard", seed))])
+        [OfflineItem(1, request("generate_hard", seed))]
+    )
     [one] = generator.answer([OfflineItem(1, request("generate_hard", seed, sample=1))])
     assert zero.content != one.content
     [typed] = generator.answer([OfflineItem(2, request("expand_seed", {**seed, "task_type": "STEM"}))])
@@ -140,12 +161,23 @@ def test_an_exhausted_reserve_fails_clearly():
 
 
 def test_retrieval_with_the_real_embedding_model(minilm):
-    reserve = [ReserveItem("Write a Python function that reverses a linked list."),
-               ReserveItem("Suggest three names for a bakery that sells sourdough bread."),
-               ReserveItem("Explain the causes of the French Revolution in simple terms.")]
+    reserve = [
+        ReserveItem("Write a Python function that reverses a linked list."),
+        ReserveItem("Suggest three names for a bakery that sells sourdough bread."),
+        ReserveItem("Explain the causes of the French Revolution in simple terms."),
+    ]
     generator = RetrievalGenerator(reserve, minilm, exact_duplicate_filter)
-    [result] = generator.answer([OfflineItem(1, request("generate_hard", {
-        "instruction": "Implement a function in JavaScript that sorts an array with merge sort."}))])
+    [result] = generator.answer(
+        [
+            OfflineItem(
+                1,
+                request(
+                    "generate_hard",
+                    {"instruction": "Implement a function in JavaScript that sorts an array with merge sort."},
+                ),
+            )
+        ]
+    )
     assert result.content == reserve[0].text
 
 

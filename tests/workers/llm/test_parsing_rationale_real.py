@@ -80,7 +80,9 @@ def test_rationale_parse_rate_on_real_palm_completions(shared_data, name):
             assert result.rationale and "\nQ:" not in result.rationale
             agree += _agrees(name, record, result.label)
     rate = parsed / total
-    print(f"\n{name}: parsed {parsed}/{total} = {rate:.2%}; label agrees with gold {agree}/{parsed} = "
-          f"{agree / parsed:.2%}")
+    print(
+        f"\n{name}: parsed {parsed}/{total} = {rate:.2%}; label agrees with gold {agree}/{parsed} = "
+        f"{agree / parsed:.2%}"
+    )
     assert total > 900
     assert rate >= floor

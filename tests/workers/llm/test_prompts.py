@@ -16,9 +16,18 @@ from workers.llm.prompts import (
 )
 
 PURPOSES = {"teacher", "judge", "generator", "classifier"}
-REQUIRED = {"teacher_answer", "judge_pairwise", "generate_hard", "generate_easy", "expand_seed",
-            "rewrite_chain_of_thought", "rewrite_commented_code", "rewrite_detailed", "rationale_fewshot",
-            "classify_task"}
+REQUIRED = {
+    "teacher_answer",
+    "judge_pairwise",
+    "generate_hard",
+    "generate_easy",
+    "expand_seed",
+    "rewrite_chain_of_thought",
+    "rewrite_commented_code",
+    "rewrite_detailed",
+    "rationale_fewshot",
+    "classify_task",
+}
 
 
 def test_there_is_one_template_per_purpose_and_each_is_consistent():
@@ -32,8 +41,16 @@ def test_there_is_one_template_per_purpose_and_each_is_consistent():
 
 
 def test_rendering_fills_every_placeholder():
-    sample = {"instruction": "Sum 2 and 3.", "input": "", "answer": "5", "answer_1": "5", "answer_2": "6",
-              "task_type": "Math", "question": "Q: What is 2 + 3?", "categories": TASK_CATEGORIES}
+    sample = {
+        "instruction": "Sum 2 and 3.",
+        "input": "",
+        "answer": "5",
+        "answer_1": "5",
+        "answer_2": "6",
+        "task_type": "Math",
+        "question": "Q: What is 2 + 3?",
+        "categories": TASK_CATEGORIES,
+    }
     for t in latest_templates():
         messages = t.render(sample)
         text = "\n".join(m["content"] for m in messages)
@@ -68,15 +85,25 @@ def test_rationale_examples_follow_their_own_contract_for_every_task_type():
 
 def test_style_follows_the_task_type():
     assert [style_for_task_type(t) for t in ("Math", "reasoning", "Coding", "Writing", "")] == [
-        "chain_of_thought", "chain_of_thought", "commented_code", "detailed", "detailed"]
+        "chain_of_thought",
+        "chain_of_thought",
+        "commented_code",
+        "detailed",
+        "detailed",
+    ]
     assert set(STYLE_TEMPLATES.values()) <= {t.id for t in latest_templates()}
 
 
 def test_build_request_merges_defaults_and_records_template_and_contract():
     template = get_template("classify_task")
-    request = build_request(template, {"instruction": "Sort a list.", "categories": ["Coding", "Math"]},
-                            model="classifier-x", params={"max_tokens": 50}, defaults={"temperature": 0.2},
-                            contract={"categories": ["Coding", "Math"]})
+    request = build_request(
+        template,
+        {"instruction": "Sort a list.", "categories": ["Coding", "Math"]},
+        model="classifier-x",
+        params={"max_tokens": 50},
+        defaults={"temperature": 0.2},
+        contract={"categories": ["Coding", "Math"]},
+    )
     assert request.params == {"temperature": 0.2, "max_tokens": 50}
     assert request.template == {"id": "classify_task", "version": 1}
     assert request.contract == {"kind": "classifier", "categories": ["Coding", "Math"]}

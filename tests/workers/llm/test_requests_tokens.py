@@ -17,11 +17,29 @@ MSGS = [{"role": "user", "content": "Name three rivers."}]
 
 def test_the_hash_covers_model_messages_params_and_sample_only():
     base = PreparedRequest("gpt-x", MSGS, {"temperature": 0.7})
-    assert base.hash == PreparedRequest("gpt-x", MSGS, {"temperature": 0.7}, contract={"kind": "answer"},
-                                        template={"id": "t", "version": 2}, vars={"task": "x"}).hash
-    assert len({base.hash, base.with_sample(1).hash, PreparedRequest("gpt-y", MSGS, {"temperature": 0.7}).hash,
+    assert (
+        base.hash
+        == PreparedRequest(
+            "gpt-x",
+            MSGS,
+            {"temperature": 0.7},
+            contract={"kind": "answer"},
+            template={"id": "t", "version": 2},
+            vars={"task": "x"},
+        ).hash
+    )
+    assert (
+        len(
+            {
+                base.hash,
+                base.with_sample(1).hash,
+                PreparedRequest("gpt-y", MSGS, {"temperature": 0.7}).hash,
                 PreparedRequest("gpt-x", MSGS, {"temperature": 0.2}).hash,
-                PreparedRequest("gpt-x", [{"role": "user", "content": "Name four rivers."}]).hash}) == 5
+                PreparedRequest("gpt-x", [{"role": "user", "content": "Name four rivers."}]).hash,
+            }
+        )
+        == 5
+    )
 
 
 def test_the_hash_ignores_key_order_and_integral_floats_but_not_the_offline_backend():
@@ -32,9 +50,16 @@ def test_the_hash_ignores_key_order_and_integral_floats_but_not_the_offline_back
 
 
 def test_requests_survive_the_json_round_trip():
-    request = PreparedRequest("m", MSGS, {"top_p": 0.9}, sample=3, backend="offline_replay",
-                              contract={"kind": "judge"}, template={"id": "judge_pairwise", "version": 1},
-                              vars={"task": "t"})
+    request = PreparedRequest(
+        "m",
+        MSGS,
+        {"top_p": 0.9},
+        sample=3,
+        backend="offline_replay",
+        contract={"kind": "judge"},
+        template={"id": "judge_pairwise", "version": 1},
+        vars={"task": "t"},
+    )
     again = PreparedRequest.from_json(request.to_json())
     assert again == request and again.hash == request.hash
     assert request.body() == {"top_p": 0.9, "model": "m", "messages": MSGS}
@@ -73,8 +98,9 @@ def test_the_key_is_read_from_the_environment_at_call_time(monkeypatch):
 
 def test_redaction_masks_the_key_its_fragments_and_key_shapes():
     key = "zz-9f8e7d6c5b4a39281706"
-    text = redact(f"Incorrect API key provided: {key}. Or {key[:8]}***{key[-6:]}; Bearer abcdef123456; "
-                  "sk-proj-AAAABBBBCCCC", key)
+    text = redact(
+        f"Incorrect API key provided: {key}. Or {key[:8]}***{key[-6:]}; Bearer abcdef123456; sk-proj-AAAABBBBCCCC", key
+    )
     assert key not in text and key[:8] not in text and key[-6:] not in text
     assert "abcdef123456" not in text and "sk-proj-AAAABBBBCCCC" not in text
     assert text.count(MASK) >= 4
@@ -102,7 +128,14 @@ def test_backoff_is_jittered_exponential_and_retry_after_is_a_floor():
 
 def test_which_statuses_are_retried():
     assert [s for s in (400, 401, 403, 404, 408, 409, 422, 425, 429, 500, 502, 503) if is_retryable_status(s)] == [
-        408, 409, 425, 429, 500, 502, 503]
+        408,
+        409,
+        425,
+        429,
+        500,
+        502,
+        503,
+    ]
 
 
 def test_run_sync_works_with_and_without_a_running_loop():

@@ -32,10 +32,16 @@ class OfflineItem:
 
 
 def _ok(item: OfflineItem, content: str, started: float) -> CallResult:
-    return CallResult(item.key, OK, content=content, finish_reason="stop", attempts=1,
-                      prompt_tokens=prompt_tokens(item.request.messages),
-                      completion_tokens=approx_tokens(content),
-                      latency_ms=int((time.perf_counter() - started) * 1000))
+    return CallResult(
+        item.key,
+        OK,
+        content=content,
+        finish_reason="stop",
+        attempts=1,
+        prompt_tokens=prompt_tokens(item.request.messages),
+        completion_tokens=approx_tokens(content),
+        latency_ms=int((time.perf_counter() - started) * 1000),
+    )
 
 
 def _failed(item: OfflineItem, reason: str, *, fatal: bool = False) -> CallResult:
@@ -56,8 +62,9 @@ class ReplayBackend:
             kind = item.request.contract.get("kind", "none")
             if kind in ("judge", "generator"):
                 other = "similarity judge" if kind == "judge" else "retrieval generator"
-                results.append(_failed(item, f"The replay backend cannot act as a {kind}; use the {other}.",
-                                       fatal=True))
+                results.append(
+                    _failed(item, f"The replay backend cannot act as a {kind}; use the {other}.", fatal=True)
+                )
             elif item.reference is None:
                 results.append(_failed(item, NO_RECORD))
             elif kind == "classifier":
@@ -137,8 +144,16 @@ class RetrievalGenerator:
 
     kind = "offline_retrieval"
 
-    def __init__(self, reserve: Sequence[ReserveItem], embedder, novelty: NoveltyFilter, *,
-                 seen: Iterable[str] = (), chunk: int = 32, vectors: np.ndarray | None = None):
+    def __init__(
+        self,
+        reserve: Sequence[ReserveItem],
+        embedder,
+        novelty: NoveltyFilter,
+        *,
+        seen: Iterable[str] = (),
+        chunk: int = 32,
+        vectors: np.ndarray | None = None,
+    ):
         self.reserve = list(reserve)
         self.embedder = embedder
         self.novelty = novelty
@@ -163,7 +178,7 @@ class RetrievalGenerator:
         to_skip = request.sample
         candidates = [i for i in order if normalise(self.reserve[i].text) not in self._seen_keys]
         for start in range(0, len(candidates), self.chunk):
-            block = [self.reserve[i].text for i in candidates[start:start + self.chunk]]
+            block = [self.reserve[i].text for i in candidates[start : start + self.chunk]]
             block = [t for t in block if self._acceptable(t, filters)]
             if not block:
                 continue
@@ -181,13 +196,14 @@ class RetrievalGenerator:
         usable = []
         for item in items:
             if item.request.contract.get("kind") != "generator":
-                results[item.key] = _failed(item, "The retrieval generator only proposes instructions.",
-                                            fatal=True)
+                results[item.key] = _failed(item, "The retrieval generator only proposes instructions.", fatal=True)
             else:
                 usable.append(item)
-        seeds = [item.request.vars.get("task") or task_text(str(item.request.vars.get("instruction", "")),
-                                                            str(item.request.vars.get("input", "")))
-                 for item in usable]
+        seeds = [
+            item.request.vars.get("task")
+            or task_text(str(item.request.vars.get("instruction", "")), str(item.request.vars.get("input", "")))
+            for item in usable
+        ]
         seed_vectors = self.embedder.encode(seeds) if usable else []
         for item, vector in zip(usable, seed_vectors, strict=True):
             started = time.perf_counter()

@@ -20,8 +20,19 @@ _FILE_NAME = re.compile(r"^(?P<id>[a-z0-9_]+)\.v(?P<version>\d+)\.toml$")
 
 # The classifier's default list; TAPIR up-weights the first three, and they pick the response style.
 TASK_CATEGORIES = (
-    "Math", "Reasoning", "Coding", "Writing", "Roleplay", "Extraction", "STEM", "Humanities",
-    "Brainstorming", "Summarization", "Classification", "Open QA", "Other",
+    "Math",
+    "Reasoning",
+    "Coding",
+    "Writing",
+    "Roleplay",
+    "Extraction",
+    "STEM",
+    "Humanities",
+    "Brainstorming",
+    "Summarization",
+    "Classification",
+    "Open QA",
+    "Other",
 )
 STYLE_TEMPLATES = {
     "chain_of_thought": "rewrite_chain_of_thought",
@@ -109,10 +120,18 @@ def _load(path: Path) -> PromptTemplate:
     with path.open("rb") as handle:
         data = tomllib.load(handle)
     template = PromptTemplate(
-        id=data["id"], version=int(data["version"]), purpose=data["purpose"], contract=data["contract"],
-        title=data["title"], description=data.get("description", "").strip(),
-        variables=tuple(data.get("variables", ())), system=data.get("system", ""), user=data["user"],
-        examples=data.get("examples", {}), example_format=data.get("example_format", ""), path=str(path),
+        id=data["id"],
+        version=int(data["version"]),
+        purpose=data["purpose"],
+        contract=data["contract"],
+        title=data["title"],
+        description=data.get("description", "").strip(),
+        variables=tuple(data.get("variables", ())),
+        system=data.get("system", ""),
+        user=data["user"],
+        examples=data.get("examples", {}),
+        example_format=data.get("example_format", ""),
+        path=str(path),
     )
     if (template.id, template.version) != (match["id"], int(match["version"])):
         raise TemplateError(f"{path.name}: id/version inside the file differ from its name")
@@ -144,14 +163,27 @@ def get_template(template_id: str, version: int | None = None) -> PromptTemplate
     raise TemplateError(f"No prompt template {template_id!r}.")
 
 
-def build_request(template: PromptTemplate, variables: dict, *, model: str, params: dict | None = None,
-                  defaults: dict | None = None, backend: str = "openai", sample: int = 0,
-                  contract: dict | None = None) -> PreparedRequest:
+def build_request(
+    template: PromptTemplate,
+    variables: dict,
+    *,
+    model: str,
+    params: dict | None = None,
+    defaults: dict | None = None,
+    backend: str = "openai",
+    sample: int = 0,
+    contract: dict | None = None,
+) -> PreparedRequest:
     """A request from a template: messages rendered, the endpoint's defaults merged into the params, and
     the reply contract (kind from the template, options from the caller) attached."""
     rendered_vars = {k: v for k, v in variables.items() if isinstance(v, str | int | float | list)}
     return PreparedRequest(
-        model=model, messages=template.render(variables), params=merged_params(defaults, params),
-        sample=sample, backend=backend, contract={"kind": template.contract, **(contract or {})},
-        template=template.ref, vars=rendered_vars,
+        model=model,
+        messages=template.render(variables),
+        params=merged_params(defaults, params),
+        sample=sample,
+        backend=backend,
+        contract={"kind": template.contract, **(contract or {})},
+        template=template.ref,
+        vars=rendered_vars,
     )

@@ -17,9 +17,7 @@ from workers.algorithms.step_by_step import (
 
 
 def test_input_formats_of_the_reference_code():
-    assert cqa_input(
-        "Where do beavers get wood?", ["zoo", "wooded area", "pay debts", "body of water", "bank"]
-    ) == (
+    assert cqa_input("Where do beavers get wood?", ["zoo", "wooded area", "pay debts", "body of water", "bank"]) == (
         "Where do beavers get wood?\nAnswer Choices:\n(a) zoo\n(b) wooded area\n(c) pay debts\n"
         "(d) body of water\n(e) bank"
     )
@@ -59,22 +57,16 @@ def test_cqa_completion_cut_at_the_next_exemplar():
 
 
 def test_svamp_keeps_the_whole_equation_and_rejects_truncated_ones():
-    parsed = parse_rationale(
-        "svamp", "16 boxes of 17, four times. The answer is (16 * 17) * 4.\n\nQ: There are"
-    )
+    parsed = parse_rationale("svamp", "16 boxes of 17, four times. The answer is (16 * 17) * 4.\n\nQ: There are")
     assert (parsed.rationale, parsed.label) == ("16 boxes of 17, four times.", "(16 * 17) * 4")
     assert parse_rationale("svamp", "So 2. The answer is (2").problem == "unparsable equation"
     assert parse_rationale("svamp", "Some apples. The answer is (some - 5).").problem == "unparsable equation"
 
 
 def test_nli_answers():
-    anli = parse_rationale(
-        "anli", "It was filmed in 1971, so the answer is entailment.\n\nPremise: x\nHypothesis: y"
-    )
+    anli = parse_rationale("anli", "It was filmed in 1971, so the answer is entailment.\n\nPremise: x\nHypothesis: y")
     assert (anli.rationale, anli.label) == ("It was filmed in 1971", "entailment")
-    esnli = parse_rationale(
-        "esnli", "A choir is singing.\nAnswer: neutral\n\nPremise: A choir\nHypothesis: b"
-    )
+    esnli = parse_rationale("esnli", "A choir is singing.\nAnswer: neutral\n\nPremise: A choir\nHypothesis: b")
     assert (esnli.rationale, esnli.label) == ("A choir is singing.", "neutral")
     assert parse_rationale("esnli", "A toddler is a child. A child is a person").problem == "no answer"
     assert parse_rationale("anli", "So the answer is maybe.").problem is not None
@@ -112,9 +104,7 @@ def test_every_real_palm_completion(dataset, palm):
     marker = "Q:" if dataset in ("cqa", "svamp") else "Premise:"
     assert not any(marker in example.rationale for example in examples)
     assert all(example.pairs[1].target == example.rationale for example in examples)
-    strict, strict_report = build_examples(
-        dataset, records, completions, StepByStepConfig(drop_mismatched=True)
-    )
+    strict, strict_report = build_examples(dataset, records, completions, StepByStepConfig(drop_mismatched=True))
     assert len(strict) == strict_report.agreed < len(examples)
     assert all(example.agrees for example in strict)
     teacher = build_examples(dataset, records, completions, StepByStepConfig(label_source="teacher"))[0]
