@@ -14,12 +14,21 @@ def shared_data_dir() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
+def shared_data_or_stop() -> Path:
+    """The shared data folder; without it the test skips, or fails where RETORT_REQUIRE_SHARED_DATA is set
+    (CI sets it: a real-data test that skips there would pass unseen)."""
     path = shared_data_dir()
     if path is None:
-        pytest.skip("../shared/data is not beside this checkout (set RETORT_SHARED_DATA)")
+        where = os.environ.get("RETORT_SHARED_DATA") or "../shared/data"
+        if os.environ.get("RETORT_REQUIRE_SHARED_DATA", "") not in ("", "0"):
+            pytest.fail(f"RETORT_REQUIRE_SHARED_DATA is set but {where} is not a folder (set RETORT_SHARED_DATA)")
+        pytest.skip(f"{where} is not beside this checkout (set RETORT_SHARED_DATA); real-data tests skipped")
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return shared_data_or_stop()
 
 
 @pytest.fixture
