@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "apps.judging",
     "apps.reviews",
     "apps.training",
+    "apps.console",
 ]
 
 MIDDLEWARE = [

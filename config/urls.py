@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
-    path("", include("apps.core.urls")),
+    path("", include("apps.console.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("llm/", include("apps.llm.urls")),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -7,4 +7,5 @@ from apps.datasets.selectors import dataset_list, import_job_recent
 
 @role_required(Role.VIEWER)
 def home(request):
-    return render(request, "core/home.html", {"datasets": dataset_list()[:10], "imports": import_job_recent(limit=5)})
+    context = {"datasets": dataset_list()[:10], "imports": import_job_recent(limit=5)}
+    return render(request, "console/home.html", context)
