@@ -1,4 +1,5 @@
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -9,6 +10,8 @@ def exception_handler(exc, context):
     """DRF's handler, plus our domain errors as 400s with their message and details."""
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, DjangoValidationError):  # a model's full_clean() inside a service
+        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, RetortError):
         exc = exceptions.ValidationError({"detail": str(exc), **exc.details})
     return drf_exception_handler(exc, context)

@@ -1,12 +1,14 @@
 """Plain data the client works with; no Django, so the client runs anywhere."""
 
-import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from workers.llm.keys import RefusedKeyVariable, read_key
+
 
 class MissingApiKey(RuntimeError):
-    """The endpoint names an environment variable that is not set where the call is made."""
+    """The endpoint's key cannot be had where the call is made: its variable is unset, or is not one
+    that may hold an API key (see keys.py)."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,10 @@ class EndpointConfig:
         insists on some key and such servers ignore it."""
         if not self.api_key_env:
             return "no-key"
-        value = os.environ.get(self.api_key_env, "")
+        try:
+            value = read_key(self.api_key_env)
+        except RefusedKeyVariable as exc:
+            raise MissingApiKey(f"Endpoint {self.name!r}: {exc}") from None
         if not value:
             raise MissingApiKey(
                 f"Endpoint {self.name!r}: the environment variable {self.api_key_env} is not set on this worker."

@@ -90,17 +90,17 @@ def test_client_errors_fail_at_once_without_a_retry(server, status):
 
 def test_a_rejected_key_never_appears_in_the_error(server, monkeypatch):
     key = "sk-test-0123456789abcdefghij"
-    monkeypatch.setenv("RETORT_TEST_KEY", key)
+    monkeypatch.setenv("TEST_CLIENT_API_KEY", key)
     server.configure(api_key="the-right-key-000000")
-    [result] = run(config(server, api_key_env="RETORT_TEST_KEY"), [job(1)])
+    [result] = run(config(server, api_key_env="TEST_CLIENT_API_KEY"), [job(1)])
     assert (result.status, result.http_status) == (FATAL, 401)
     assert key not in result.error and key[:8] not in result.error and MASK in result.error
 
 
 def test_the_right_key_is_sent_from_the_environment(server, monkeypatch):
-    monkeypatch.setenv("RETORT_TEST_KEY", "the-right-key-000000")
+    monkeypatch.setenv("TEST_CLIENT_API_KEY", "the-right-key-000000")
     server.configure(api_key="the-right-key-000000")
-    assert run(config(server, api_key_env="RETORT_TEST_KEY"), [job(1)])[0].status == OK
+    assert run(config(server, api_key_env="TEST_CLIENT_API_KEY"), [job(1)])[0].status == OK
 
 
 def test_concurrency_never_exceeds_the_endpoint_limit(server):
@@ -117,10 +117,10 @@ def test_a_truncated_reply_comes_back_with_its_finish_reason(server):
 
 
 def test_call_once_reports_a_missing_key_variable_by_name():
-    os.environ.pop("RETORT_UNSET_VAR", None)
-    cfg = EndpointConfig(name="e", base_url="http://127.0.0.1:9/v1", model="m", api_key_env="RETORT_UNSET_VAR")
+    os.environ.pop("UNSET_TEST_API_KEY", None)
+    cfg = EndpointConfig(name="e", base_url="http://127.0.0.1:9/v1", model="m", api_key_env="UNSET_TEST_API_KEY")
     result = run_sync(lambda: call_once(cfg, {"model": "m", "messages": []}))
-    assert result.status == FATAL and "RETORT_UNSET_VAR" in result.error
+    assert result.status == FATAL and "UNSET_TEST_API_KEY" in result.error
 
 
 def test_a_threaded_batch_takes_work_while_running_and_returns_every_result(server):
@@ -169,10 +169,10 @@ def test_a_process_batch_runs_the_loop_in_a_child_and_returns_every_result(serve
 def test_a_process_batch_reports_a_missing_key_from_the_child(server, monkeypatch):
     from workers.llm.procbatch import ProcessBatch
 
-    monkeypatch.delenv("RETORT_CHILD_KEY", raising=False)
-    batch = ProcessBatch(config(server, api_key_env="RETORT_CHILD_KEY"), policy=FAST).start()
+    monkeypatch.delenv("CHILD_TEST_API_KEY", raising=False)
+    batch = ProcessBatch(config(server, api_key_env="CHILD_TEST_API_KEY"), policy=FAST).start()
     try:
-        assert "RETORT_CHILD_KEY" in batch.startup_error
+        assert "CHILD_TEST_API_KEY" in batch.startup_error
         batch.submit([job(1)])
         [result] = batch.results(wait_s=10)
     finally:

@@ -86,12 +86,12 @@ def test_estimates_bound_the_reply_by_max_tokens_or_the_assumption():
 
 
 def test_the_key_is_read_from_the_environment_at_call_time(monkeypatch):
-    config = EndpointConfig(name="e", base_url="http://x", model="m", api_key_env="RETORT_TEST_KEY")
-    monkeypatch.delenv("RETORT_TEST_KEY", raising=False)
+    config = EndpointConfig(name="e", base_url="http://x", model="m", api_key_env="TEST_RUNNER_API_KEY")
+    monkeypatch.delenv("TEST_RUNNER_API_KEY", raising=False)
     with pytest.raises(MissingApiKey) as info:
         config.api_key()
-    assert "RETORT_TEST_KEY" in str(info.value)
-    monkeypatch.setenv("RETORT_TEST_KEY", "sk-live-abcdefghijklmnop")
+    assert "TEST_RUNNER_API_KEY" in str(info.value)
+    monkeypatch.setenv("TEST_RUNNER_API_KEY", "sk-live-abcdefghijklmnop")
     assert config.api_key() == "sk-live-abcdefghijklmnop"
     assert EndpointConfig(name="e", base_url="http://x", model="m").api_key() == "no-key"
 
