@@ -33,20 +33,23 @@ def main() -> None:
     print(f"encoded {len(items)} questions with {encoder.name} in {time.perf_counter() - start:.1f} s")
     mt = np.array([item.source == "mt-bench" for item in items])
     cases = [
-        ("MT-Bench, its 8 categories, 5-fold", mt, lambda item: item.category, 5),
-        ("Vicuna-80, its 9 categories, 3-fold (math has 3)", ~mt, lambda item: item.category, 3),
+        ("MT-Bench, its 8 categories, 5-fold", mt, lambda item: item.category, 5, True),
+        ("Vicuna-80, its 9 categories, 3-fold (math has 3)", ~mt, lambda item: item.category, 3, True),
         (
             "both, mapped to TAPIR categories (9), 5-fold",
             np.ones(len(items), bool),
             lambda i: i.tapir_category,
             5,
+            False,
         ),
     ]
-    for title, chosen, label_of, folds in cases:
+    for title, chosen, label_of, folds, free_labels in cases:
         labels = [label_of(item) for item, keep in zip(items, chosen, strict=True) if keep]
         runs = []
         for seed in (0, 1, 2):
-            accuracy, predictions = cross_validated_accuracy(embeddings[chosen], labels, folds=folds, seed=seed)
+            accuracy, predictions = cross_validated_accuracy(
+                embeddings[chosen], labels, folds=folds, seed=seed, free_labels=free_labels
+            )
             runs.append(accuracy)
             if seed == 0:
                 sure = [p.label == y for p, y in zip(predictions, labels, strict=True) if not p.needs_review]

@@ -16,32 +16,29 @@ from types import MappingProxyType
 import numpy as np
 
 from workers.algorithms.config import AlgorithmConfig, ConfigError, check_int
+from workers.algorithms.task_vocabulary import TASK_CATEGORIES, UnknownTaskLabel, check_task_categories
 
+__all__ = [
+    "TAPIR_TASK_RATIOS",
+    "TASK_CATEGORIES",
+    "CategoryDraw",
+    "Resampled",
+    "ResamplingConfig",
+    "UnknownTaskLabel",
+    "resample_by_task",
+]
+
+_MAJOR = {"Math": 0.167, "Reasoning": 0.167, "Code Generation": 0.083, "Code Debug": 0.083, "Others": 0.041}
 _MINOR = 0.017
-TAPIR_TASK_RATIOS: Mapping[str, float] = MappingProxyType(
-    {
-        "Math": 0.167,
-        "Reasoning": 0.167,
-        "Code Generation": 0.083,
-        "Code Debug": 0.083,
-        "Others": 0.041,
-        **dict.fromkeys(
-            [
-                "Writing", "Computer Science", "Complex Format", "Common-Sense", "Counterfactual",
-                "Multilingual", "Roleplay", "Biology", "Technology", "Ethics", "Sport", "Law", "Medicine",
-                "Literature", "Entertainment", "Art", "Music", "Toxicity", "Economy", "Physics", "History",
-                "Chemistry", "Philosophy", "Health", "Ecology", "Grammar", "Paraphrase",
-            ],
-            _MINOR,
-        ),
-    }
-)  # fmt: skip
-TASK_CATEGORIES: tuple[str, ...] = tuple(TAPIR_TASK_RATIOS)
+# Keyed by the task vocabulary, every category with a ratio: a label the classifier can give is never
+# missing from the table.
+TAPIR_TASK_RATIOS: Mapping[str, float] = MappingProxyType({c: _MAJOR.get(c, _MINOR) for c in TASK_CATEGORIES})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ResamplingConfig(AlgorithmConfig):
-    """ratios: category -> share of N (editable per experiment); total: N (None = the number of items)."""
+    """ratios: category -> share of N (editable per experiment; every key a category of the task
+    vocabulary); total: N (None = the number of items)."""
 
     ratios: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(TAPIR_TASK_RATIOS))
     total: int | None = None
@@ -50,6 +47,11 @@ class ResamplingConfig(AlgorithmConfig):
     def __post_init__(self) -> None:
         if not isinstance(self.ratios, Mapping) or not self.ratios:
             raise ConfigError("ResamplingConfig.ratios must be a non-empty mapping of category to ratio")
+        unknown = [name for name in self.ratios if name not in TASK_CATEGORIES]
+        if unknown:
+            raise ConfigError(
+                f"ResamplingConfig.ratios names categories outside the task vocabulary: {', '.join(map(repr, unknown))}"
+            )
         for name, ratio in self.ratios.items():
             if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
                 raise ConfigError(f"ResamplingConfig.ratios[{name!r}] must be a number in [0, 1], got {ratio!r}")
@@ -72,7 +74,7 @@ class Resampled:
     short: list[str]  # categories with fewer items than their target (upsampled by repetition)
     empty: list[str]  # categories with a target but no items: skipped
     missing: int  # items the empty categories would have contributed
-    unlisted: dict[str, int]  # labels without a ratio (ratio 0): never drawn
+    unlisted: dict[str, int]  # categories the config leaves without a ratio (ratio 0): never drawn
 
 
 def _stream(seed: int, category: str) -> np.random.Generator:
@@ -80,8 +82,12 @@ def _stream(seed: int, category: str) -> np.random.Generator:
 
 
 def resample_by_task(labels: Sequence[str], config: ResamplingConfig | None = None) -> Resampled:
-    """Indices of a resampled set whose category counts are int(N * ratio) for every non-empty category."""
+    """Indices of a resampled set whose category counts are int(N * ratio) for every non-empty category.
+
+    Every label must be a category of the task vocabulary (map other label sets with to_task_category):
+    an unknown label raises UnknownTaskLabel rather than being left out of the draw."""
     config = config or ResamplingConfig()
+    check_task_categories(labels, "task labels")
     total = len(labels) if config.total is None else config.total
     by_category: dict[str, list[int]] = {}
     for index, label in enumerate(labels):

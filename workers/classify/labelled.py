@@ -1,44 +1,19 @@
 """Labelled instructions for training and checking the classifier: MT-Bench and Vicuna-80 categories.
 
 Both benchmarks label each question with a category of their own (MT-Bench 8, Vicuna 9). To train a
-classifier over the TAPIR task categories, the mapping below sends each benchmark category to the TAPIR
-category it matches; categories that span many TAPIR ones (MT-Bench's stem and humanities, Vicuna's generic
-and knowledge) go to Others. The mapping is ours.
+classifier over the TAPIR task categories, each benchmark category is mapped onto the task vocabulary by the
+tables in workers.algorithms.task_vocabulary (re-exported here).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 
-MT_BENCH_TO_TAPIR: Mapping[str, str] = MappingProxyType(
-    {
-        "writing": "Writing",
-        "roleplay": "Roleplay",
-        "reasoning": "Reasoning",
-        "math": "Math",
-        "coding": "Code Generation",
-        "extraction": "Complex Format",
-        "stem": "Others",
-        "humanities": "Others",
-    }
-)
-VICUNA_TO_TAPIR: Mapping[str, str] = MappingProxyType(
-    {
-        "generic": "Others",
-        "knowledge": "Others",
-        "roleplay": "Roleplay",
-        "common-sense": "Common-Sense",
-        "fermi": "Reasoning",
-        "counterfactual": "Counterfactual",
-        "coding": "Code Generation",
-        "math": "Math",
-        "writing": "Writing",
-    }
-)
+from workers.algorithms.task_vocabulary import MT_BENCH_TO_TAPIR, VICUNA_TO_TAPIR, to_task_category
+
+__all__ = ["MT_BENCH_TO_TAPIR", "VICUNA_TO_TAPIR", "LabelledInstruction", "benchmark_instructions"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +24,7 @@ class LabelledInstruction:
 
     @property
     def tapir_category(self) -> str:
-        mapping = MT_BENCH_TO_TAPIR if self.source == "mt-bench" else VICUNA_TO_TAPIR
-        return mapping[self.category]
+        return to_task_category(self.category, source=self.source)
 
 
 def benchmark_instructions(data_dir: Path) -> list[LabelledInstruction]:

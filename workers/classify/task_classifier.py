@@ -3,6 +3,10 @@
 Confidence is the head's probability for its top label. Below `min_confidence` a prediction is marked for
 review, so the workflow can send it on to the LLM classifier or a person instead of trusting it. The head
 is saved as plain arrays (npz + JSON), never as a pickle, so loading a saved classifier runs no code.
+
+A head speaks the task vocabulary (workers.algorithms.task_vocabulary): it trains only on its categories,
+so every label it predicts has a resampling ratio and a response style. `free_labels=True` lifts that, for
+measuring accuracy on a benchmark's own categories; such a head is not for labelling instructions.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from workers.algorithms.config import AlgorithmConfig, check_int, check_range
+from workers.algorithms.task_vocabulary import check_task_categories
 
 
 class TextEncoder(Protocol):
@@ -50,8 +55,9 @@ class TaskPrediction:
 class TaskHead:
     """The logistic-regression head over embeddings; usable without an encoder (e.g. for evaluation)."""
 
-    def __init__(self, config: ClassifierConfig | None = None) -> None:
+    def __init__(self, config: ClassifierConfig | None = None, *, free_labels: bool = False) -> None:
         self.config = config or ClassifierConfig()
+        self.free_labels = free_labels
         self.classes: np.ndarray = np.array([], dtype=object)
         self.coef: np.ndarray = np.zeros((0, 0))
         self.intercept: np.ndarray = np.zeros(0)
@@ -59,6 +65,8 @@ class TaskHead:
     def fit(self, embeddings: np.ndarray, labels: Sequence[str]) -> TaskHead:
         if len(set(labels)) < 2:
             raise ValueError("need at least two categories to train a classifier")
+        if not self.free_labels:
+            check_task_categories(labels, "training labels")
         model = LogisticRegression(
             C=self.config.c,
             max_iter=self.config.max_iter,
@@ -90,13 +98,19 @@ class TaskHead:
     def save(self, path: Path) -> None:
         """Arrays in <path>.npz and the labels and config in <path>.json."""
         np.savez(path.with_suffix(".npz"), coef=self.coef, intercept=self.intercept)
-        meta = {"classes": [str(c) for c in self.classes], "config": self.config.to_dict()}
+        meta = {
+            "classes": [str(c) for c in self.classes],
+            "config": self.config.to_dict(),
+            "free_labels": self.free_labels,
+        }
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> TaskHead:
         meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        head = cls(ClassifierConfig.from_dict(meta["config"]))
+        head = cls(ClassifierConfig.from_dict(meta["config"]), free_labels=bool(meta.get("free_labels", False)))
+        if not head.free_labels:
+            check_task_categories(meta["classes"], "saved labels")  # a head saved before the vocabulary changed
         with np.load(path.with_suffix(".npz"), allow_pickle=False) as arrays:
             head.coef = arrays["coef"]
             head.intercept = arrays["intercept"]
@@ -126,13 +140,14 @@ def cross_validated_accuracy(
     folds: int = 5,
     seed: int = 0,
     config: ClassifierConfig | None = None,
+    free_labels: bool = False,
 ) -> tuple[float, list[TaskPrediction]]:
     """Held-out accuracy by stratified k-fold: every item is predicted by a head that never saw it."""
     labels_array = np.asarray(labels, dtype=object)
     predictions: list[TaskPrediction | None] = [None] * len(labels_array)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in splitter.split(embeddings, labels_array):
-        head = TaskHead(config).fit(embeddings[train], list(labels_array[train]))
+        head = TaskHead(config, free_labels=free_labels).fit(embeddings[train], list(labels_array[train]))
         for index, prediction in zip(test, head.predict(embeddings[test]), strict=True):
             predictions[index] = prediction
     done = [p for p in predictions if p is not None]

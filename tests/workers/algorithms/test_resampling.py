@@ -9,6 +9,7 @@ from workers.algorithms.resampling import (
     TAPIR_TASK_RATIOS,
     TASK_CATEGORIES,
     ResamplingConfig,
+    UnknownTaskLabel,
     resample_by_task,
 )
 
@@ -40,7 +41,7 @@ def test_hand_computed_case():
     assert len(set(writing)) == 4  # without replacement
 
 
-LABELS = st.lists(st.sampled_from(["Math", "Reasoning", "Writing", "Law", "Art", "Unknown"]), max_size=200)
+LABELS = st.lists(st.sampled_from(["Math", "Reasoning", "Writing", "Law", "Art", "Code Debug"]), max_size=200)
 
 
 @given(LABELS, st.integers(0, 500), st.integers(0, 3))
@@ -54,7 +55,6 @@ def test_counts_are_int_n_times_ratio_and_reproducible(labels, total, seed):
         expected = int(total * ratio) if category in present else 0
         assert abs(counts.get(category, 0) - expected) <= 1
         assert counts.get(category, 0) == result.categories[category].drawn
-    assert "Unknown" not in counts
     assert result.missing == sum(int(total * TAPIR_TASK_RATIOS[c]) for c in result.empty)
     for category in present & set(TAPIR_TASK_RATIOS):
         members = [i for i in result.indices if labels[i] == category]
@@ -84,3 +84,17 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="must be a number in"):
         ResamplingConfig.from_dict({"ratios": {"Math": 1.5}})
     assert ResamplingConfig.from_dict({"ratios": {"Math": 1.0}, "total": 10}).total == 10
+
+
+def test_a_label_outside_the_vocabulary_is_an_error_not_a_silent_drop():
+    # The classifier prompt used to offer "Coding": such items were never drawn, though TAPIR up-weights code.
+    with pytest.raises(UnknownTaskLabel, match="'Coding'"):
+        resample_by_task(["Math", "Coding", "Writing"], ResamplingConfig(total=10))
+    with pytest.raises(ConfigError, match="outside the task vocabulary"):
+        ResamplingConfig(ratios={"Coding": 0.5})
+
+
+def test_categories_left_out_of_an_edited_table_are_reported():
+    result = resample_by_task(["Math", "Law", "Law"], ResamplingConfig(ratios={"Math": 1.0}, total=2))
+    assert result.unlisted == {"Law": 2}
+    assert [result.categories["Math"].drawn, len(result.indices)] == [2, 2]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from workers.algorithms.config import ConfigError
-from workers.algorithms.resampling import TASK_CATEGORIES
+from workers.algorithms.task_vocabulary import TASK_CATEGORIES, UnknownTaskLabel
 from workers.classify.labelled import MT_BENCH_TO_TAPIR, VICUNA_TO_TAPIR, benchmark_instructions
 from workers.classify.task_classifier import (
     ClassifierConfig,
@@ -46,7 +46,9 @@ def test_head_learns_separable_labels_and_flags_unsure_items():
 
 
 def test_binary_head_gives_two_column_probabilities():
-    head = TaskHead().fit(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]), ["a", "a", "b", "b"])
+    head = TaskHead(free_labels=True).fit(
+        np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]), ["a", "a", "b", "b"]
+    )
     probabilities = head.probabilities(np.array([[1.0, 0.0]]))
     assert probabilities.shape == (1, 2) and probabilities[0, 0] > 0.5
     assert probabilities.sum() == pytest.approx(1.0)
@@ -61,6 +63,20 @@ def test_saved_head_loads_without_pickle_and_predicts_the_same(tmp_path):
     loaded = TaskHead.load(tmp_path / "head")
     assert loaded.config == head.config
     assert loaded.probabilities(embeddings) == pytest.approx(head.probabilities(embeddings), abs=0)
+
+
+def test_head_trains_only_on_the_task_vocabulary_unless_told_otherwise(tmp_path):
+    embeddings = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    with pytest.raises(UnknownTaskLabel, match="'Coding'"):
+        TaskHead().fit(embeddings, ["Math", "Math", "Coding", "Coding"])
+    free = TaskHead(free_labels=True).fit(embeddings, ["math", "math", "coding", "coding"])
+    free.save(tmp_path / "free")
+    assert TaskHead.load(tmp_path / "free").free_labels
+    # A saved head whose labels are outside the vocabulary does not load as a task classifier.
+    meta = tmp_path / "free.json"
+    meta.write_text(meta.read_text().replace('"free_labels": true', '"free_labels": false'))
+    with pytest.raises(UnknownTaskLabel):
+        TaskHead.load(tmp_path / "free")
 
 
 def test_mappings_land_on_tapir_categories():

@@ -2,6 +2,7 @@
 
 import pytest
 
+from workers.algorithms.task_vocabulary import UnknownTaskLabel
 from workers.llm.contracts import KINDS
 from workers.llm.prompts import (
     PROMPT_DIR,
@@ -84,27 +85,33 @@ def test_rationale_examples_follow_their_own_contract_for_every_task_type():
 
 
 def test_style_follows_the_task_type():
-    assert [style_for_task_type(t) for t in ("Math", "reasoning", "Coding", "Writing", "")] == [
+    tasks = ("Math", "reasoning", "Code Generation", "Code Debug", "coding", "Writing", "Others", "")
+    assert [style_for_task_type(t) for t in tasks] == [
         "chain_of_thought",
         "chain_of_thought",
         "commented_code",
+        "commented_code",  # debugging is code too (it used to get the detailed style)
+        "commented_code",  # MT-Bench's and Vicuna's label, mapped to Code Generation
+        "detailed",
         "detailed",
         "detailed",
     ]
     assert set(STYLE_TEMPLATES.values()) <= {t.id for t in latest_templates()}
+    with pytest.raises(UnknownTaskLabel):
+        style_for_task_type("Poetry slam")
 
 
 def test_build_request_merges_defaults_and_records_template_and_contract():
     template = get_template("classify_task")
     request = build_request(
         template,
-        {"instruction": "Sort a list.", "categories": ["Coding", "Math"]},
+        {"instruction": "Sort a list.", "categories": ["Code Generation", "Math"]},
         model="classifier-x",
         params={"max_tokens": 50},
         defaults={"temperature": 0.2},
-        contract={"categories": ["Coding", "Math"]},
     )
     assert request.params == {"temperature": 0.2, "max_tokens": 50}
     assert request.template == {"id": "classify_task", "version": 1}
-    assert request.contract == {"kind": "classifier", "categories": ["Coding", "Math"]}
+    # The reply must name a category the prompt offered.
+    assert request.contract == {"kind": "classifier", "categories": ["Code Generation", "Math"]}
     assert request.vars["instruction"] == "Sort a list."

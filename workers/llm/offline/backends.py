@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workers.algorithms.task_vocabulary import UnknownTaskLabel, to_task_category
 from workers.llm.offline import Reference
 from workers.llm.offline.novelty import NoveltyFilter, normalise
 from workers.llm.parsing import GeneratorFilters, ParseError, parse_generated_instruction
@@ -48,6 +49,15 @@ def _failed(item: OfflineItem, reason: str, *, fatal: bool = False) -> CallResul
     return CallResult(item.key, FATAL if fatal else FAILED, attempts=1, error=reason)
 
 
+def _vocabulary_label(recorded: str) -> str:
+    """A recorded category in the task vocabulary's spelling (MT-Bench's "coding" is Code Generation); one
+    the vocabulary cannot place is replayed as recorded, so the classifier contract rejects it in plain view."""
+    try:
+        return to_task_category(recorded)
+    except UnknownTaskLabel:
+        return recorded
+
+
 class ReplayBackend:
     """Answers with what the dataset recorded for the same instruction (matched on its text and input):
     the reference output for answers and rationales, the task category for the classifier. It cannot
@@ -69,7 +79,8 @@ class ReplayBackend:
                 results.append(_failed(item, NO_RECORD))
             elif kind == "classifier":
                 if item.reference.task_category:
-                    results.append(_ok(item, f"<answer>{item.reference.task_category}</answer>", started))
+                    label = _vocabulary_label(item.reference.task_category)
+                    results.append(_ok(item, f"<answer>{label}</answer>", started))
                 else:
                     results.append(_failed(item, NO_CATEGORY))
             elif item.reference.output:

@@ -13,43 +13,28 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from workers.algorithms import task_vocabulary
 from workers.llm.requests import PreparedRequest, merged_params
 
 PROMPT_DIR = Path(__file__).resolve().parent
 _FILE_NAME = re.compile(r"^(?P<id>[a-z0-9_]+)\.v(?P<version>\d+)\.toml$")
 
-# The classifier's default list; TAPIR up-weights the first three, and they pick the response style.
-TASK_CATEGORIES = (
-    "Math",
-    "Reasoning",
-    "Coding",
-    "Writing",
-    "Roleplay",
-    "Extraction",
-    "STEM",
-    "Humanities",
-    "Brainstorming",
-    "Summarization",
-    "Classification",
-    "Open QA",
-    "Other",
-)
+# The classifier's list is the task vocabulary (owned by workers.algorithms), so every label it can give
+# has a resampling ratio and a response style.
+TASK_CATEGORIES = task_vocabulary.TASK_CATEGORIES
 STYLE_TEMPLATES = {
-    "chain_of_thought": "rewrite_chain_of_thought",
-    "commented_code": "rewrite_commented_code",
-    "detailed": "rewrite_detailed",
+    task_vocabulary.CHAIN_OF_THOUGHT: "rewrite_chain_of_thought",
+    task_vocabulary.COMMENTED_CODE: "rewrite_commented_code",
+    task_vocabulary.DETAILED: "rewrite_detailed",
 }
 
 
 def style_for_task_type(task_type: str) -> str:
-    """TAPIR's per-task response style: chain of thought for math and reasoning, commented code for
-    code, detailed and structured for everything else."""
-    name = (task_type or "").strip().lower()
-    if name in {"math", "reasoning", "mathematics", "logic"}:
-        return "chain_of_thought"
-    if name in {"coding", "code", "programming", "code generation"}:
-        return "commented_code"
-    return "detailed"
+    """TAPIR's per-task response style (chain of thought for math and reasoning, commented code for code,
+    detailed otherwise); no task type means detailed, an unknown one raises UnknownTaskLabel."""
+    if not (task_type or "").strip():
+        return task_vocabulary.DETAILED
+    return task_vocabulary.response_style(task_type)
 
 
 def task_text(instruction: str, input_text: str = "") -> str:
@@ -101,8 +86,8 @@ class PromptTemplate:
             values["task"] = task_text(values["instruction"], values.get("input", ""))
         if "examples" in self.variables and "examples" not in values:
             values["examples"] = self.render_examples(values.get("task_type", "generic"))
-        if "categories" in self.variables and not isinstance(values.get("categories", ""), str):
-            values["categories"] = "\n".join(f"- {c}" for c in values["categories"])
+        if "categories" in self.variables:
+            values["categories"] = render_categories(values.get("categories", TASK_CATEGORIES))
         missing = [name for name in self.variables if name not in values]
         if missing:
             raise TemplateError(f"Template {self.id} v{self.version} needs: {', '.join(missing)}.")
@@ -111,6 +96,20 @@ class PromptTemplate:
             messages.append({"role": "system", "content": string.Template(self.system).substitute(values)})
         messages.append({"role": "user", "content": string.Template(self.user).substitute(values)})
         return messages
+
+
+def render_categories(categories) -> str:
+    """The bullet list of task categories a classifier prompt offers: the vocabulary, or a part of it."""
+    if isinstance(categories, str):
+        raise TemplateError("Pass the categories as a list of task categories, not as text.")
+    categories = list(categories)
+    try:
+        task_vocabulary.check_task_categories(categories, "categories")
+    except task_vocabulary.UnknownTaskLabel as exc:
+        raise TemplateError(str(exc)) from None
+    if not categories:
+        raise TemplateError("A classifier prompt needs at least one category.")
+    return "\n".join(f"- {c}" for c in categories)
 
 
 def _load(path: Path) -> PromptTemplate:
@@ -177,13 +176,17 @@ def build_request(
     """A request from a template: messages rendered, the endpoint's defaults merged into the params, and
     the reply contract (kind from the template, options from the caller) attached."""
     rendered_vars = {k: v for k, v in variables.items() if isinstance(v, str | int | float | list)}
+    contract = dict(contract or {})
+    if template.contract == "classifier" and "categories" not in contract:
+        # The reply must name one of the categories the prompt offered.
+        contract["categories"] = list(variables.get("categories", TASK_CATEGORIES))
     return PreparedRequest(
         model=model,
         messages=template.render(variables),
         params=merged_params(defaults, params),
         sample=sample,
         backend=backend,
-        contract={"kind": template.contract, **(contract or {})},
+        contract={"kind": template.contract, **contract},
         template=template.ref,
         vars=rendered_vars,
     )
