@@ -48,7 +48,16 @@ def has_role(user, role: Role) -> bool:
     return held is not None and held >= role
 
 
+class RoleRequired(PermissionDenied):
+    """A user lacks the role an action needs. The message names both roles, for the 403 page and the API."""
+
+    def __init__(self, needed: Role, held: Role | None):
+        self.needed, self.held = needed, held
+        has = f"your account has the {held.group_name} role" if held else "your account has no role yet"
+        super().__init__(f"This needs the {needed.group_name} role; {has}.")
+
+
 def require_role(user, role: Role) -> None:
-    """Raise PermissionDenied unless the user holds `role` (or a higher one)."""
+    """Raise PermissionDenied (RoleRequired) unless the user holds `role` (or a higher one)."""
     if not has_role(user, role):
-        raise PermissionDenied(f"This needs the {role.group_name} role.")
+        raise RoleRequired(role, user_role(user))

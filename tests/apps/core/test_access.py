@@ -106,3 +106,19 @@ def test_admin_lists_every_model(client):
     for model in ours:
         url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
         assert client.get(url).status_code == 200, url
+
+
+def test_api_root_lists_the_resources_for_viewers_only(client, api_for):
+    assert client.get("/api/v1/").status_code in (401, 403)
+    assert api_for(None).get("/api/v1/").status_code == 403
+    body = api_for(Role.VIEWER).get("/api/v1/").json()
+    assert body["resources"]["datasets"] == "http://testserver/api/v1/datasets/"
+    assert body["resources"]["imports"] == "http://testserver/api/v1/imports/"
+    assert "llm/endpoints" in body["resources"] and "<" not in "".join(body["resources"].values())
+    assert body["schema"].endswith("/api/schema/") and body["docs"].endswith("/api/docs/")
+
+
+def test_api_docs_are_served_from_our_own_static_files(client_for):
+    body = client_for(Role.VIEWER).get("/api/docs/").content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in body
+    assert "cdn" not in body.lower() and "https://" not in body
