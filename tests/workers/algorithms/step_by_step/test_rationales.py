@@ -89,18 +89,26 @@ def test_svamp_inputs_from_the_raw_file_match_the_reference_splits(shared_data, 
     assert split_inputs <= built and len(built) >= 990
 
 
-# Measured on every PaLM completion (see docs/algorithms.md); the floors sit a little below.
-FLOORS = {"cqa": (0.97, 0.77), "svamp": (0.95, 0.77), "anli": (0.999, 0.66), "esnli": (0.999, 0.72)}
+# Parse rate and label agreement measured on every PaLM completion (bench/rationales.py, docs/algorithms.md);
+# each must stay at or above its measured figure less one point.
+MEASURED = {
+    "cqa": (0.9718, 0.7793),
+    "svamp": (0.9590, 0.7810),
+    "anli": (0.9995, 0.6698),
+    "esnli": (0.9998, 0.7310),
+}
+POINT = 0.01
 
 
-@pytest.mark.parametrize("dataset", sorted(FLOORS))
+@pytest.mark.parametrize("dataset", sorted(MEASURED))
 def test_every_real_palm_completion(dataset, palm):
     records, completions = palm[dataset]
     examples, report = build_examples(dataset, records, completions)
-    parse_floor, agreement_floor = FLOORS[dataset]
+    parse_rate, agreement = MEASURED[dataset]
+    print(f"\n{dataset}: parse rate {report.parse_rate:.2%}, agreement {report.agreement:.2%}")
     assert report.total == len(completions) > 900
-    assert report.parse_rate >= parse_floor
-    assert report.agreement >= agreement_floor
+    assert report.parse_rate >= parse_rate - POINT
+    assert report.agreement >= agreement - POINT
     marker = "Q:" if dataset in ("cqa", "svamp") else "Premise:"
     assert not any(marker in example.rationale for example in examples)
     assert all(example.pairs[1].target == example.rationale for example in examples)
