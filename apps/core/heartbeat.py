@@ -2,7 +2,9 @@
 
 A job's heartbeat is written from inside its own long database transaction, where a row update would
 stay invisible to everyone else until commit; the cache is outside that transaction. A heartbeat carries
-the job's live progress too, so one write serves both the progress bar and the liveness check.
+the job's live progress for the progress bar, and a fresh one lets recovery skip a job cheaply. It is
+only a hint of life: a cache can be restarted or evict keys, so a missing heartbeat never condemns a job
+on its own (the job's row lock decides; see apps.core.recovery).
 """
 
 import os

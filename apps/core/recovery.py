@@ -2,8 +2,10 @@
 
 Brokers differ in what they do with a task whose worker was killed (the file-system transport loses it,
 Redis returns it only after its visibility timeout), so the database is the source of truth: each job
-claims itself under a row lock, beats while it runs, and a recoverer re-queues jobs whose heartbeat has
-gone quiet. Recoverers run when a worker starts and every minute from Celery beat.
+claims itself under a row lock and keeps its row locked until its result commits. A recoverer re-queues a
+running job only when it can take that lock itself, which the database grants only once the worker's
+session has ended; the cache heartbeat merely spares the check for jobs seen alive lately. Recoverers run
+when a worker starts and every minute from Celery beat.
 """
 
 import logging

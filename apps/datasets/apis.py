@@ -24,6 +24,10 @@ class ByIdCursor(CursorPagination):
     max_page_size = 1000
 
 
+class NewestFirstCursor(ByIdCursor):
+    ordering = "-id"
+
+
 class DatasetListApi(generics.ListAPIView):
     queryset = Dataset.objects.all()
     serializer_class = DatasetSerializer
@@ -68,9 +72,11 @@ class ImportCreateApi(APIView):
 
 
 class ImportListApi(generics.ListAPIView):
+    """Newest first, as on the import page."""
+
     queryset = ImportJob.objects.all()
     serializer_class = ImportJobSerializer
-    pagination_class = ByIdCursor
+    pagination_class = NewestFirstCursor
 
 
 class ImportDetailApi(generics.RetrieveAPIView):

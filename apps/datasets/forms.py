@@ -1,6 +1,7 @@
 from django import forms
 
 from apps.datasets.formats import FORMATS
+from apps.datasets.models import Instruction
 
 FORMAT_CHOICES = [("auto", "detect from the file")] + [
     (f, label)
@@ -24,7 +25,9 @@ class ImportForm(forms.Form):
     dataset_name = forms.CharField(max_length=200, help_text="A new dataset, or an existing one to add to.")
     format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="auto")
     skip_invalid = forms.BooleanField(
-        required=False, help_text="Import the valid records and report the invalid ones, instead of importing nothing."
+        label="Skip invalid records",
+        required=False,
+        help_text="Import the valid records and report the invalid ones, instead of importing nothing.",
     )
 
 
@@ -33,6 +36,6 @@ class InstructionFilterForm(forms.Form):
     category = forms.CharField(required=False)
     origin = forms.ChoiceField(
         required=False,
-        choices=[("", "any origin"), ("seed", "seed"), ("generated", "generated"), ("imported", "imported")],
+        choices=[("", "any origin"), *Instruction.Origin.choices],
     )
     after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)

@@ -53,11 +53,18 @@ class ImportReport:
 
 
 class ImportFailed(RetortError):
-    """Nothing was imported. `report.problems` says where and why."""
+    """Nothing was imported. `report.problems` says where and why; the report's counts say so too (0
+    imported, 0 duplicates skipped), keeping only how many records were read.
 
-    def __init__(self, message: str, report: ImportReport):
+    `skippable` is true when only invalid records stopped the import, so skipping them would let the rest
+    in. The message does not say how to ask for that: the command line (--skip-invalid), the upload page
+    (its checkbox) and the API (skip_invalid) each say it in their own words."""
+
+    def __init__(self, message: str, report: ImportReport, *, skippable: bool = False):
+        report.imported = report.duplicates = report.skipped_invalid = 0
         super().__init__(message, problems=[str(p) for p in report.problems[:50]])
         self.report = report
+        self.skippable = skippable
 
 
 class _Rollback(Exception):
@@ -129,8 +136,9 @@ def dataset_import_file(
         first = report.problems[0]
         raise ImportFailed(
             f"{path.name}: {report.problem_count:,} invalid record(s), first at {first.location}: {first.reason}. "
-            "Nothing was imported (use --skip-invalid to import the valid records and skip these).",
+            "Nothing was imported.",
             report,
+            skippable=True,
         ) from None
     except DatabaseError as exc:
         raise ImportFailed(

@@ -22,10 +22,12 @@ class Dataset(TimeStampedModel):
 
 
 class Instruction(models.Model):
+    # Where a row came from. An imported dataset is the seed pool and stays as imported: whether a row
+    # serves as a seed is the experiment's business (it owns pools and what it generates), not a third
+    # origin here.
     class Origin(models.TextChoices):
-        SEED = "seed", "seed"
-        GENERATED = "generated", "generated"
         IMPORTED = "imported", "imported"
+        GENERATED = "generated", "generated"
 
     # No single-column index on dataset: the (dataset, …) indexes below serve every lookup by dataset,
     # and each extra index costs the million-row import a little more.
@@ -108,6 +110,9 @@ class ImportJob(TimeStampedModel):
     errors = models.JSONField(default=list, blank=True)
     error_count = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)
+    blocked_by_invalid = models.BooleanField(
+        default=False, help_text="Failed only because of invalid records: skipping them would import the rest."
+    )
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker that ran it last.")
     attempts = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

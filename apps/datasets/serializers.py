@@ -33,6 +33,7 @@ class InstructionSerializer(serializers.ModelSerializer):
 
 class ImportJobSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
+    hint = serializers.SerializerMethodField()
 
     class Meta:
         model = ImportJob
@@ -52,6 +53,8 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "error_count",
             "errors",
             "message",
+            "blocked_by_invalid",
+            "hint",
             "progress",
             "created_at",
             "started_at",
@@ -60,6 +63,12 @@ class ImportJobSerializer(serializers.ModelSerializer):
 
     def get_progress(self, job) -> dict:
         return import_job_progress(job)
+
+    def get_hint(self, job) -> str:
+        """What to do next, in this API's own words (the page and the command line say it in theirs)."""
+        if job.blocked_by_invalid:
+            return "Send the file again with skip_invalid=true to import the valid records and skip the invalid ones."
+        return ""
 
 
 class ImportCreateSerializer(serializers.Serializer):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
@@ -90,24 +90,30 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     def on_progress(records: int, done: int, total: int) -> None:
         heartbeat_touch(HEARTBEAT_KIND, job_id, records=records, bytes=done, total=total)
 
-    try:
-        report = dataset_import_file(
-            path=job.source_path,
-            dataset_name=job.dataset_name,
-            fmt=job.format,
-            skip_invalid=job.skip_invalid,
-            user=job.created_by,
-            on_progress=on_progress,
-        )
-        status, message = ImportJob.Status.SUCCEEDED, report.summary()
-    except ImportFailed as exc:
-        report = exc.report
-        status, message = ImportJob.Status.FAILED, str(exc)
+    blocked_by_invalid = False
+    # One transaction from here to the final counts, holding the job's row lock (on SQLite, the database's
+    # write lock) all along: that lock is how recovery tells a live import from a dead worker's, whatever
+    # the cache says. The import's own transaction nests inside as a savepoint, so the rows and the job's
+    # result commit together.
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job_id)
-        if job.is_finished:
+        if job.status != ImportJob.Status.RUNNING:
             return job
-        job.status, job.message = status, message
+        try:
+            report = dataset_import_file(
+                path=job.source_path,
+                dataset_name=job.dataset_name,
+                fmt=job.format,
+                skip_invalid=job.skip_invalid,
+                user=job.created_by,
+                on_progress=on_progress,
+            )
+            status, message = ImportJob.Status.SUCCEEDED, report.summary()
+        except ImportFailed as exc:
+            report = exc.report
+            status, message = ImportJob.Status.FAILED, str(exc)
+            blocked_by_invalid = exc.skippable
+        job.status, job.message, job.blocked_by_invalid = status, message, blocked_by_invalid
         job.detected_format = report.format
         job.dataset_id = report.dataset_id if status == ImportJob.Status.SUCCEEDED else None
         job.records_read, job.imported, job.duplicates = report.records_read, report.imported, report.duplicates
@@ -121,9 +127,30 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     return job
 
 
+def _requeue_if_abandoned(job_id: int, cutoff) -> bool:
+    """Re-queue a running job whose worker is gone. A live worker holds the job's row lock until its
+    import commits (see import_job_run), so a row we can lock is one nobody is working on; one we cannot
+    is alive, even when its heartbeat has vanished from the cache (a restart, an eviction)."""
+    from apps.datasets.tasks import run_import_job
+
+    with transaction.atomic():
+        job = (
+            ImportJob.objects.select_for_update(skip_locked=True)
+            .filter(pk=job_id, status=ImportJob.Status.RUNNING, started_at__lt=cutoff)
+            .first()
+        )
+        if job is None:
+            return False
+        job.status = ImportJob.Status.QUEUED
+        job.save(update_fields=["status", "updated_at"])
+        run_import_job.delay_on_commit(job_id)
+    return True
+
+
 def import_job_recover_stale(*, stale_after_s: float) -> list[int]:
-    """Queue again the jobs a dead worker left: running ones whose heartbeat went quiet, and queued ones
-    whose task message was lost (re-sending is harmless: only one delivery can claim the job)."""
+    """Queue again the jobs a dead worker left: running ones whose lock is free (their worker is gone),
+    and queued ones whose task message was lost (re-sending is harmless: only one delivery can claim the
+    job). A fresh heartbeat in the cache spares the lock test; a missing one proves nothing."""
     from apps.datasets.tasks import run_import_job
 
     cutoff = timezone.now() - timedelta(seconds=stale_after_s)
@@ -132,13 +159,13 @@ def import_job_recover_stale(*, stale_after_s: float) -> list[int]:
         age = heartbeat_age_s(HEARTBEAT_KIND, job_id)
         if age is not None and age < stale_after_s:
             continue
-        with transaction.atomic():
-            updated = ImportJob.objects.filter(
-                pk=job_id, status=ImportJob.Status.RUNNING, started_at__lt=cutoff
-            ).update(status=ImportJob.Status.QUEUED, updated_at=timezone.now())
-            if updated:
-                run_import_job.delay_on_commit(job_id)
+        try:
+            if _requeue_if_abandoned(job_id, cutoff):
                 requeued.append(job_id)
+        except OperationalError:
+            # SQLite has one write lock for the whole file: a live import holds it until it commits, and
+            # waiting for it timed out. The job is alive; the next sweep looks again.
+            break
     waiting = list(
         ImportJob.objects.filter(status=ImportJob.Status.QUEUED, updated_at__lt=cutoff).values_list("pk", flat=True)
     )

@@ -1,4 +1,6 @@
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 
 from apps.core.decorators import role_required
 from apps.core.errors import RetortError
@@ -71,8 +73,9 @@ def import_start(request):
         except RetortError as exc:
             form.add_error(None, str(exc))
         else:
+            # Both lead to the job's own page, which can be bookmarked and polls while the job runs.
             if request.htmx:
-                return render(request, "datasets/import_job.html#job-status", _job_context(job))
+                return HttpResponseClientRedirect(reverse("datasets:import-job", args=[job.pk]))
             return redirect("datasets:import-job", pk=job.pk)
     template = "datasets/import.html#import-form" if request.htmx else "datasets/import.html"
     return render(request, template, {"form": form, "recent": import_job_recent(limit=10)})

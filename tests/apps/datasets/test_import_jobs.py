@@ -31,14 +31,16 @@ def test_upload_without_javascript_redirects_to_the_job_page(client_for, django_
     assert job.created_by == client.user
 
 
-def test_htmx_upload_returns_a_polling_status_that_stops_when_done(client_for):
+def test_htmx_upload_leads_to_the_job_page_which_polls_until_done(client_for):
     client = client_for(Role.OPERATOR)
     response = client.post(
         "/datasets/import/", {"file": _upload(), "dataset_name": "ideas", "format": "auto"}, HTTP_HX_REQUEST="true"
     )
     job = ImportJob.objects.get()
-    assert response.status_code == 200
-    assert f'hx-get="/datasets/imports/{job.pk}/"' in response.content.decode()
+    # The browser goes to the job's own page (a URL that can be bookmarked), not a fragment swapped in place.
+    assert response.status_code == 200 and response["HX-Redirect"] == f"/datasets/imports/{job.pk}/"
+    page = client.get(f"/datasets/imports/{job.pk}/").content.decode()
+    assert f'hx-get="/datasets/imports/{job.pk}/"' in page and "<title>Import #" in page
     assert client.get(f"/datasets/imports/{job.pk}/", HTTP_HX_REQUEST="true").status_code == 200
 
     import_job_run(job_id=job.pk)

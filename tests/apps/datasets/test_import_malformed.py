@@ -165,6 +165,7 @@ def test_malformed_file_fails_precisely_and_changes_nothing(
     for fragment in expected:
         assert fragment in message, f"{fragment!r} not in {message!r}"
     assert "Nothing was imported" in message or "nothing was imported" in message
+    assert (failure.value.report.imported, failure.value.report.duplicates) == (0, 0)
     after = (Dataset.objects.count(), Instruction.objects.count(), Dataset.objects.get(name="target").size)
     assert after == before
 

@@ -40,7 +40,8 @@ class Command(BaseCommand):
                 self.stderr.write(f"  {problem}")
             if exc.report.problem_count > 20:
                 self.stderr.write(f"  … and {exc.report.problem_count - 20:,} more")
-            raise CommandError(str(exc)) from exc
+            hint = " Use --skip-invalid to import the valid records and skip these." if exc.skippable else ""
+            raise CommandError(f"{exc}{hint}") from exc
         if show_progress:
             sys.stderr.write("\n")
         for problem in report.problems[:20]:
