@@ -23,6 +23,7 @@ async def main(args) -> None:
         p_truncated=args.p_truncated,
         p_garbage=args.p_garbage,
         seed=args.seed,
+        chunked=args.chunked,
     )
     server = LLMTestServer(host=args.host, port=args.port, faults=faults)
     await server.start()
@@ -45,4 +46,5 @@ if __name__ == "__main__":
     for name in ("p_429", "p_500", "p_timeout", "p_truncated", "p_garbage"):
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunked", action="store_true", help="reply with Transfer-Encoding: chunked")
     asyncio.run(main(parser.parse_args()))

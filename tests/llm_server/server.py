@@ -1,10 +1,11 @@
 """A small OpenAI-compatible HTTP server for tests and benchmarks, on asyncio streams.
 
-It speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) for the openai SDK:
-`POST /v1/chat/completions` and `GET /v1/models`. Faults are drawn per request from a seeded generator:
-latency, 429 with Retry-After, 500, a hang past the client's timeout, a reply cut by the length limit
-and garbage that breaks the role's reply contract. A model named `status-<code>` always answers with
-that HTTP status. When `api_key` is set, a request without it gets a 401 whose body repeats the key it
+It speaks just enough HTTP/1.1 for the openai SDK: keep-alive, Content-Length bodies or, with `chunked=True`,
+Transfer-Encoding: chunked replies; over TLS when given an SSL context (see tls.py for throwaway
+certificates). Routes: `POST /v1/chat/completions` and `GET /v1/models`. Faults are drawn per request from a
+seeded generator: latency, 429 with Retry-After, 500, a hang past the client's timeout, a reply cut by the
+length limit and garbage that breaks the role's reply contract. A model named `status-<code>` always answers
+with that HTTP status. When `api_key` is set, a request without it gets a 401 whose body repeats the key it
 was sent, as some real providers do, so tests can prove the key never leaks from our side.
 
 Control routes (JSON): `POST /_control/faults` (merge new settings), `GET /_control/stats`,
@@ -16,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import random
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ class Faults:
     retry_after_s: float | None = 1.0  # None: send no Retry-After header
     hang_s: float = 30.0  # how long a "timeout" request is held before the connection is dropped
     api_key: str | None = None
+    chunked: bool = False  # send replies with Transfer-Encoding: chunked instead of Content-Length
     seed: int = 0
 
 
@@ -58,11 +61,20 @@ class Stats:
     # (monotonic time, request hash header or "", status or fault name), in arrival order.
     events: list = dataclasses.field(default_factory=list)
     max_in_flight: int = 0
+    chunked_replies: int = 0  # replies sent with Transfer-Encoding: chunked
+    connections: int = 0  # connections accepted
 
 
 class LLMTestServer:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, faults: Faults | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
         self.host, self.port = host, port
+        self.ssl_context = ssl_context
         self.faults = faults or Faults()
         self.stats = Stats()
         self._rng = random.Random(self.faults.seed)
@@ -72,10 +84,12 @@ class LLMTestServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}/v1"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._connection, self.host, self.port, backlog=1024)
+        self._server = await asyncio.start_server(
+            self._connection, self.host, self.port, backlog=1024, ssl=self.ssl_context
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -100,6 +114,7 @@ class LLMTestServer:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._handlers.add(task)
+        self.stats.connections += 1
         try:
             while True:
                 try:
@@ -120,13 +135,19 @@ class LLMTestServer:
                     return
                 status, payload, extra_headers = outcome
                 data = json.dumps(payload).encode()
+                chunked = self.faults.chunked
                 head_lines = [
                     f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
                     "content-type: application/json",
-                    f"content-length: {len(data)}",
+                    "transfer-encoding: chunked" if chunked else f"content-length: {len(data)}",
                 ]
                 head_lines += [f"{k}: {v}" for k, v in extra_headers.items()]
-                writer.write(("\r\n".join(head_lines) + "\r\n\r\n").encode() + data)
+                writer.write(("\r\n".join(head_lines) + "\r\n\r\n").encode())
+                if chunked:
+                    await self._write_chunked(writer, data)
+                    self.stats.chunked_replies += 1
+                else:
+                    writer.write(data)
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":
                     return
@@ -135,6 +156,17 @@ class LLMTestServer:
         finally:
             self._handlers.discard(task)
             writer.close()
+
+    @staticmethod
+    async def _write_chunked(writer: asyncio.StreamWriter, data: bytes) -> None:
+        """The body in a few chunks, each flushed on its own so the client reads them as they come; the
+        first carries a chunk extension and the last chunk a trailer, both of which clients must skip."""
+        step = max(1, len(data) // 3)
+        for i, start in enumerate(range(0, len(data), step)):
+            piece = data[start : start + step]
+            writer.write(f"{len(piece):x}{';part=first' if i == 0 else ''}\r\n".encode() + piece + b"\r\n")
+            await writer.drain()
+        writer.write(b"0\r\nx-retort-trailer: done\r\n\r\n")
 
     async def _route(self, method: str, path: str, headers: dict, body: bytes):
         if path.startswith("/_control/"):
@@ -249,8 +281,8 @@ class LLMTestServer:
 class ServerThread:
     """Runs an LLMTestServer on its own event loop in a daemon thread (for tests in one process)."""
 
-    def __init__(self, faults: Faults | None = None, port: int = 0):
-        self.server = LLMTestServer(port=port, faults=faults)
+    def __init__(self, faults: Faults | None = None, port: int = 0, ssl_context: ssl.SSLContext | None = None):
+        self.server = LLMTestServer(port=port, faults=faults, ssl_context=ssl_context)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="llm-test-server", daemon=True)
 

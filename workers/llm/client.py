@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import random
+import ssl
 import time
 
 import httpx2
@@ -40,6 +41,19 @@ _PROXY_VARS = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
 
 def _use_lean_transport(base_url: str) -> bool:
     return base_url.startswith("http://") and not any(os.environ.get(name) for name in _PROXY_VARS)
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """The server's certificate failed verification (somewhere in the exception's causes). Retrying cannot
+    help, and neither can the next request: the endpoint is unusable until its certificate or our trust
+    store changes."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _error_text(exc: BaseException, key: str) -> str:
@@ -146,6 +160,11 @@ class LLMClient:
                     if not isinstance(exc, orjson.JSONDecodeError)
                     else "the reply was not JSON"
                 )
+                if _certificate_refused(exc):
+                    self.broken = CallResult(
+                        job.key, FATAL, attempts=attempt, error=f"{error} (the server's TLS certificate is not trusted)"
+                    )
+                    return self.broken
             else:
                 latency_ms = int((time.perf_counter() - started) * 1000)
                 result = self._result(job, data, attempt, latency_ms)
