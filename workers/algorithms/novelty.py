@@ -164,3 +164,77 @@ def novel_mask(candidates: Sequence[str], pool: Sequence[str], threshold: float 
     """True for each candidate the novelty filter keeps."""
     config = NoveltyConfig(threshold=threshold, nearest_floor=threshold)
     return [decision.kept for decision in novelty_filter(candidates, pool, config)]
+
+
+class NoveltyIndex:
+    """The novelty rule for a pool that grows: candidates drawn from a fixed universe (a reserve dataset)
+    are checked against the pool and against what was kept so far, with every text tokenised once.
+
+    The pool and the universe are tokenised together when the index is built, so element ranks never
+    change (any fixed order keeps the prefix bounds exact); the pool's prefix index is built once and the
+    universe items added since sit in a small second index, folded into the first when it grows. So
+    `novel` decides exactly as `novel_mask(candidates, pool + added)` does, without tokenising again.
+    """
+
+    def __init__(self, pool: Sequence[str], universe: Sequence[str], threshold: float = 0.7) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
+        self.threshold = threshold
+        self._offset = len(pool)
+        self._size = len(universe)
+        self.texts = tokenize_texts(list(pool) + list(universe))
+        self._members = np.arange(self._offset, dtype=np.int64)
+        self._added: list[int] = []
+        self._index = self._build(self._members)
+        self._recent: PrefixIndex | None = None
+
+    def _build(self, members: np.ndarray) -> PrefixIndex:
+        return PrefixIndex(self.texts, members, self.threshold)
+
+    def _ids(self, items: Sequence[int]) -> np.ndarray:
+        ids = np.asarray(items, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self._size):
+            raise IndexError(f"universe positions must lie in [0, {self._size})")
+        return ids + self._offset
+
+    def add(self, item: int) -> None:
+        """Universe item `item` is now part of the pool."""
+        self._added.append(int(self._ids([item])[0]))
+        self._recent = None
+        if len(self._added) > max(64, self._members.size // 8):  # fold in: rebuilding is amortised
+            self._members = np.concatenate([self._members, np.asarray(self._added, dtype=np.int64)])
+            self._added = []
+            self._index = self._build(self._members)
+
+    def novel(self, items: Sequence[int]) -> list[bool]:
+        """For universe items in order: kept iff ROUGE-L against the pool, the added items and the items
+        kept before it in this call is at most the threshold."""
+        ids = self._ids(items)
+        if ids.size == 0:
+            return []
+        if np.unique(ids).size != ids.size:
+            raise ValueError("each universe item may be asked about once per call")
+        if self.threshold >= 1.0:
+            return [True] * ids.size
+        if self._added and self._recent is None:
+            self._recent = self._build(np.asarray(self._added, dtype=np.int64))
+        position = {int(q): k for k, q in enumerate(ids.tolist())}
+        near_pool = np.zeros(ids.size, dtype=bool)
+        for index in (self._index, self._recent):
+            if index is not None:
+                query, _, _ = pairs_above(self.texts, index, ids)
+                near_pool[[position[q] for q in query.tolist()]] = True
+        # Pairs within the call, for the sequential rule (an item's pair with itself is never with an
+        # item kept before it).
+        near: list[set[int]] = [set() for _ in range(ids.size)]
+        query, member, _ = pairs_above(self.texts, self._build(ids), ids)
+        for q, m in zip(query.tolist(), member.tolist(), strict=True):
+            near[position[q]].add(m)
+        kept: set[int] = set()
+        out = []
+        for k, q in enumerate(ids.tolist()):
+            keep = not near_pool[k] and not (near[k] & kept)
+            if keep:
+                kept.add(q)
+            out.append(keep)
+        return out

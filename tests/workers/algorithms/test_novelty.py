@@ -10,7 +10,14 @@ from rapidfuzz.distance import LCSseq
 from rouge_score import rouge_scorer
 
 from workers.algorithms.config import ConfigError
-from workers.algorithms.novelty import Nearest, NoveltyConfig, NoveltyDecision, novel_mask, novelty_filter
+from workers.algorithms.novelty import (
+    Nearest,
+    NoveltyConfig,
+    NoveltyDecision,
+    NoveltyIndex,
+    novel_mask,
+    novelty_filter,
+)
 from workers.algorithms.rouge import TokenCodec, f_measure, rouge_l, tokenize
 
 
@@ -157,3 +164,41 @@ def test_config_from_dict_rejects_unknown_keys_and_bad_values():
         NoveltyConfig.from_dict({"treshold": 0.6})
     with pytest.raises(ConfigError, match="threshold must be a number in"):
         NoveltyConfig.from_dict({"threshold": 1.5})
+
+
+def test_the_growing_index_decides_as_the_filter_does_over_the_grown_pool():
+    rng = random.Random(3)
+    words = [
+        "the",
+        "sea",
+        "a",
+        "poem",
+        "write",
+        "short",
+        "night",
+        "dawn",
+        "list",
+        "three",
+        "causes",
+        "of",
+        "french",
+        "revolution",
+        "explain",
+        "gears",
+    ]
+    universe = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(400)]
+    pool = universe[:5]
+    index, added = NoveltyIndex(pool, universe), []
+    for _ in range(120):  # past the point where the additions are folded into the main index
+        block = rng.sample(range(len(universe)), 12)
+        decided = index.novel(block)
+        assert decided == novel_mask([universe[i] for i in block], pool + [universe[i] for i in added])
+        if True in decided:
+            pick = block[decided.index(True)]
+            index.add(pick)
+            added.append(pick)
+    assert len(added) > 65
+    with pytest.raises(ValueError, match="once per call"):
+        index.novel([1, 1])
+    with pytest.raises(IndexError):
+        index.add(len(universe))

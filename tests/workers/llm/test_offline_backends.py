@@ -194,3 +194,34 @@ def test_the_default_novelty_filter_is_rouge_l_not_exact_match():
     far = "List three causes of the French Revolution."
     assert exact_duplicate_filter([near, far], seen) == [True, True]
     assert default_novelty_filter()([near, far], seen) == [False, True]
+
+
+def test_the_rouge_index_tokenises_each_seen_text_once_and_picks_as_before(shared_data, monkeypatch):
+    """The default filter hands the generator an index: everything seen and the reserve are tokenised once
+    per run, not again at every pick, and the picks are the ones the per-pick filter makes."""
+    import json
+
+    import workers.algorithms.similar_pairs as similar_pairs
+    from workers.algorithms.novelty import novel_mask
+    from workers.llm.offline.novelty import default_novelty_filter
+
+    rows = json.loads((shared_data / "LLaMA-Factory_alpaca_en_demo.json").read_text(encoding="utf-8"))
+    texts = list(dict.fromkeys(row["instruction"] for row in rows))
+    seen, reserve = texts[:300], [ReserveItem(t) for t in texts[300:700]]
+    seeds = [request("generate_hard", {"instruction": t}) for t in texts[700:730]]
+    seeds += [seed.with_sample(1) for seed in seeds[:5]]
+    tokenised = []
+    real_tokenize = similar_pairs.tokenize
+    monkeypatch.setattr(similar_pairs, "tokenize", lambda text: tokenised.append(text) or real_tokenize(text))
+
+    def run(novelty):
+        tokenised.clear()
+        generator = RetrievalGenerator(reserve, BagOfWords(), novelty, seen=seen, chunk=8)
+        replies = [r.content for r in generator.answer([OfflineItem(k, s) for k, s in enumerate(seeds)])]
+        return replies, list(tokenised)
+
+    per_pick, per_pick_tokenised = run(lambda candidates, pool: novel_mask(candidates, pool))
+    indexed, indexed_tokenised = run(default_novelty_filter())
+    assert indexed == per_pick and len(set(indexed)) == len(seeds) and all(indexed)
+    assert sorted(indexed_tokenised) == sorted(seen + [r.text for r in reserve])  # each text once
+    assert per_pick_tokenised.count(seen[0]) >= len(seeds)  # the per-pick filter: at every pick

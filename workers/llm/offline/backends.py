@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workers.algorithms.novelty import NoveltyIndex
 from workers.algorithms.task_vocabulary import UnknownTaskLabel, to_task_category
 from workers.llm.offline import Reference
 from workers.llm.offline.novelty import NoveltyFilter, normalise
@@ -151,7 +152,11 @@ class RetrievalGenerator:
     """Proposes, for each seed, the reserve instruction nearest to it in embedding space that has not
     been seen and passes the novelty filter and the generator contract's filters. Expansion requests
     that name a task type draw only from reserve items of that type when the reserve has any. A fresh
-    sample (sample index k) takes the (k+1)-th acceptable candidate, and no candidate is given twice."""
+    sample (sample index k) takes the (k+1)-th acceptable candidate, and no candidate is given twice.
+
+    With a filter that offers an index (the default ROUGE-L one), what was seen and the reserve are
+    tokenised once, at the first pick, and each pick is added to the index; a plain filter callable is
+    given the candidates and everything seen at every pick."""
 
     kind = "offline_retrieval"
 
@@ -172,6 +177,14 @@ class RetrievalGenerator:
         self.vectors = vectors if vectors is not None else embedder.encode([r.text for r in self.reserve])
         self.seen_texts = list(seen)
         self._seen_keys = {normalise(t) for t in self.seen_texts}
+        self._index: NoveltyIndex | None = None  # built at the first pick, extended with each one
+
+    def _novel(self, ids: list[int]) -> list[bool]:
+        if not hasattr(self.novelty, "index"):  # a plain filter sees the texts each time
+            return self.novelty([self.reserve[i].text for i in ids], self.seen_texts)
+        if self._index is None:
+            self._index = self.novelty.index(self.seen_texts, [r.text for r in self.reserve])
+        return self._index.novel(ids)
 
     def _acceptable(self, text: str, filters: GeneratorFilters) -> bool:
         try:
@@ -180,7 +193,7 @@ class RetrievalGenerator:
             return False
         return True
 
-    def _pick(self, seed_vector: np.ndarray, request: PreparedRequest) -> str | None:
+    def _pick(self, seed_vector: np.ndarray, request: PreparedRequest) -> int | None:
         order = np.argsort(-(self.vectors @ seed_vector), kind="stable")
         wanted_type = str(request.vars.get("task_type") or "").lower()
         if wanted_type and any(r.task_category.lower() == wanted_type for r in self.reserve):
@@ -189,17 +202,18 @@ class RetrievalGenerator:
         to_skip = request.sample
         candidates = [i for i in order if normalise(self.reserve[i].text) not in self._seen_keys]
         for start in range(0, len(candidates), self.chunk):
-            block = [self.reserve[i].text for i in candidates[start : start + self.chunk]]
-            block = [t for t in block if self._acceptable(t, filters)]
+            block = [
+                i for i in candidates[start : start + self.chunk] if self._acceptable(self.reserve[i].text, filters)
+            ]
             if not block:
                 continue
-            for text, novel in zip(block, self.novelty(block, self.seen_texts), strict=True):
-                if not novel or normalise(text) in self._seen_keys:
+            for i, novel in zip(block, self._novel(block), strict=True):
+                if not novel or normalise(self.reserve[i].text) in self._seen_keys:
                     continue
                 if to_skip:
                     to_skip -= 1
                     continue
-                return text
+                return i
         return None
 
     def answer(self, items: Sequence[OfflineItem]) -> list[CallResult]:
@@ -218,12 +232,15 @@ class RetrievalGenerator:
         seed_vectors = self.embedder.encode(seeds) if usable else []
         for item, vector in zip(usable, seed_vectors, strict=True):
             started = time.perf_counter()
-            text = self._pick(vector, item.request)
-            if text is None:
+            picked = self._pick(vector, item.request)
+            if picked is None:
                 results[item.key] = _failed(item, RESERVE_EXHAUSTED)
                 continue
             # What one seed got, no other seed gets: it is now part of what has been seen.
+            text = self.reserve[picked].text
             self.seen_texts.append(text)
             self._seen_keys.add(normalise(text))
+            if self._index is not None:
+                self._index.add(picked)
             results[item.key] = _ok(item, text, started)
         return [results[item.key] for item in items]
