@@ -4,7 +4,8 @@
 
 The test server runs in its own process and answers every call after `--latency` seconds, so a client
 with concurrency c can at best finish c / latency calls per second. For each concurrency the script
-queues `--calls` new calls in a fresh test database (PostgreSQL when DATABASE_URL is set, else SQLite),
+queues `--calls` new calls (on an endpoint and prompts of its own, so nothing comes from the cache) in
+the one test database the script creates for its run (PostgreSQL when DATABASE_URL is set, else SQLite),
 then times the runner that sends them and records every result in the ledger, and prints the ratio to
 that ideal. A sequential baseline (one call at a time) is measured in the same run on fewer calls, since
 5,000 calls one by one would take over 16 minutes. The first line printed is the first point's ratio,
@@ -60,7 +61,7 @@ def measure(url: str, concurrency: int, calls: int, tag: str) -> dict:
         llm_request_for(endpoint, template, {"instruction": f"[{tag}] Explain topic number {i}."}) for i in range(calls)
     ]
     started = time.perf_counter()
-    llm_calls_enqueue(endpoint=endpoint, requests=requests, purpose="teacher", stage="bench", kick=False)
+    llm_calls_enqueue(endpoint=endpoint, requests=requests, purpose="bench", kick=False)
     enqueue_s = time.perf_counter() - started
     owner = f"bench-{tag}"
     assert lease_acquire(endpoint_id=endpoint.pk, owner=owner, ttl_s=600)

@@ -27,6 +27,12 @@ class Experiment(TimeStampedModel):
     dataset = models.ForeignKey("datasets.Dataset", on_delete=models.PROTECT, related_name="experiments")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True)
     status_reason = models.TextField(blank=True, help_text="Why the experiment is paused or failed.")
+    resume_status = models.CharField(
+        max_length=20,
+        choices=Status.choices,
+        blank=True,
+        help_text="While paused: the status the experiment returns to when it resumes.",
+    )
     teacher_endpoint = models.ForeignKey(
         "llm.LLMEndpoint", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

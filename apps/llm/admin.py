@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from apps.llm.models import LLMCall, LLMEndpoint, LLMRunnerLease
+from apps.llm.models import LLMCall, LLMCallUse, LLMEndpoint, LLMHold, LLMRunnerLease
 from apps.llm.services import llm_endpoint_test
 
 
@@ -39,6 +39,25 @@ class LLMCallAdmin(admin.ModelAdmin):
     search_fields = ["request_hash", "model"]
     readonly_fields = [f.name for f in LLMCall._meta.fields]
     show_full_result_count = False
+
+
+@admin.register(LLMCallUse)
+class LLMCallUseAdmin(admin.ModelAdmin):
+    list_display = ["id", "call", "experiment", "round", "stage", "item", "paid", "created_at"]
+    list_filter = ["paid", "stage"]
+    search_fields = ["item"]
+    raw_id_fields = ["call", "experiment", "round"]
+    readonly_fields = [f.name for f in LLMCallUse._meta.fields]
+    show_full_result_count = False
+
+
+@admin.register(LLMHold)
+class LLMHoldAdmin(admin.ModelAdmin):
+    """Holds are placed and released through the experiments' pause and resume, not edited here."""
+
+    list_display = ["experiment", "reason", "created_at", "released_at"]
+    list_filter = ["released_at"]
+    readonly_fields = ["experiment", "reason", "created_at", "released_at"]
 
 
 @admin.register(LLMRunnerLease)

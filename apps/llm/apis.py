@@ -9,9 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.permissions import IsOperator, IsViewer
-from apps.experiments.models import Experiment
 from apps.llm import selectors
-from apps.llm.models import LLMCall, LLMEndpoint
+from apps.llm.models import LLMCall, LLMCallUse, LLMEndpoint
 from apps.llm.serializers import CallSerializer, EndpointSerializer
 from apps.llm.services import ENDPOINT_FIELDS, llm_endpoint_create, llm_endpoint_test, llm_endpoint_update
 from workers.llm.prompts import TemplateError, get_template, latest_templates
@@ -29,15 +28,17 @@ def _writable(data: dict) -> dict:
 
 
 class EndpointListApi(generics.ListCreateAPIView):
-    queryset = LLMEndpoint.objects.select_related("offline_dataset").order_by("id")
+    """Endpoints, newest first, paged like every other list."""
+
+    queryset = LLMEndpoint.objects.select_related("offline_dataset")
     serializer_class = EndpointSerializer
-    pagination_class = None
+    pagination_class = NewestFirst
 
     def get_permissions(self):
         return [IsOperator()] if self.request.method == "POST" else [IsViewer()]
 
     def perform_create(self, serializer):
-        serializer.instance = llm_endpoint_create(**_writable(serializer.validated_data))
+        serializer.instance = llm_endpoint_create(by=self.request.user, **_writable(serializer.validated_data))
 
 
 class EndpointDetailApi(generics.RetrieveUpdateAPIView):
@@ -48,7 +49,9 @@ class EndpointDetailApi(generics.RetrieveUpdateAPIView):
         return [IsViewer()] if self.request.method == "GET" else [IsOperator()]
 
     def perform_update(self, serializer):
-        serializer.instance = llm_endpoint_update(endpoint=self.get_object(), **_writable(serializer.validated_data))
+        serializer.instance = llm_endpoint_update(
+            endpoint=self.get_object(), by=self.request.user, **_writable(serializer.validated_data)
+        )
 
 
 class EndpointTestApi(APIView):
@@ -61,18 +64,27 @@ class EndpointTestApi(APIView):
 
 
 class CallListApi(generics.ListAPIView):
-    """The ledger, newest first. Filters: experiment, round, stage, status, purpose, endpoint."""
+    """The ledger, newest first: each paid call once, with its uses. Filters: experiment, round, stage,
+    item (through the uses), status, purpose, endpoint."""
 
     serializer_class = CallSerializer
     pagination_class = NewestFirst
 
     def get_queryset(self):
-        qs = LLMCall.objects.all()
+        qs = LLMCall.objects.prefetch_related("uses")
         params = self.request.query_params
-        for name in ("experiment", "round", "endpoint"):
+        uses = {}
+        for name in ("experiment", "round"):
             if params.get(name):
-                qs = qs.filter(**{f"{name}_id": params[name]})
-        for name in ("stage", "status", "purpose"):
+                uses[f"{name}_id"] = params[name]
+        for name in ("stage", "item"):
+            if params.get(name):
+                uses[name] = params[name]
+        if uses:
+            qs = qs.filter(pk__in=LLMCallUse.objects.filter(**uses).values("call_id"))
+        if params.get("endpoint"):
+            qs = qs.filter(endpoint_id=params["endpoint"])
+        for name in ("status", "purpose"):
             if params.get(name):
                 qs = qs.filter(**{name: params[name]})
         return qs
@@ -83,8 +95,10 @@ class ExperimentCostApi(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request, pk: int):
-        experiment = get_object_or_404(Experiment, pk=pk)
-        budget = selectors.experiment_budget_status(experiment=experiment)
+        experiment = selectors.llm_experiment(pk)
+        if experiment is None:
+            raise NotFound("The LLM gateway has no calls for this experiment.")
+        budget = selectors.experiment_budget_status(experiment_id=pk)
         estimates = [
             {
                 "endpoint": e["endpoint"].name,
@@ -101,13 +115,13 @@ class ExperimentCostApi(APIView):
         ]
 
         def rows(items):
-            return [{**row, "cost": str(row["cost"])} for row in items]
+            return [{**row, "cost": str(row["cost"]), "saved": str(row["saved"])} for row in items]
 
         return Response(
             {
-                "experiment": experiment.pk,
-                "status": experiment.status,
-                "status_reason": experiment.status_reason,
+                "experiment": pk,
+                "status": experiment["status"],
+                "status_reason": experiment["status_reason"],
                 "total": rows([selectors.cost_rollup_experiment(experiment_id=pk)])[0],
                 "by_round": rows(selectors.cost_rollup_by_round(experiment_id=pk)),
                 "by_stage": rows(selectors.cost_rollup_by_stage(experiment_id=pk)),
@@ -116,6 +130,7 @@ class ExperimentCostApi(APIView):
                     "tokens": budget.budget_tokens,
                     "spent_usd": str(budget.spent.usd),
                     "spent_tokens": budget.spent.tokens,
+                    "saved_usd": str(selectors.experiment_saved(experiment_id=pk).usd),
                     "queued_expected_usd": str(budget.pending_expected_usd),
                     "queued_max_usd": str(budget.pending_max_usd),
                 },

@@ -1,9 +1,11 @@
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from apps.core.models import TimeStampedModel
+from workers.llm import keys
 
 
 class LLMEndpoint(TimeStampedModel):
@@ -20,6 +22,13 @@ class LLMEndpoint(TimeStampedModel):
     backend = models.CharField(max_length=32, choices=Backend.choices, default=Backend.OPENAI)
     base_url = models.URLField(max_length=500, blank=True)
     model = models.CharField(max_length=200)
+    checkpoint = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="For a student model served by this endpoint: the checkpoint it serves (an adapter's path or "
+        "hash, a training artifact). It is part of the cache key, so two servers with one model name but "
+        "different weights never share answers. Leave blank for a provider's API.",
+    )
     api_key_env = models.CharField(
         max_length=100,
         blank=True,
@@ -48,6 +57,8 @@ class LLMEndpoint(TimeStampedModel):
 
     class Meta:
         ordering = ["name"]
+        verbose_name = "LLM endpoint"
+        verbose_name_plural = "LLM endpoints"
 
     def __str__(self):
         return f"{self.name} ({self.model})"
@@ -56,9 +67,21 @@ class LLMEndpoint(TimeStampedModel):
     def is_offline(self) -> bool:
         return self.backend != self.Backend.OPENAI
 
+    @property
+    def backend_short(self) -> str:
+        """The backend's name without the "offline:" the badge already says."""
+        return self.get_backend_display().removeprefix("offline: ")
+
+    def clean(self):
+        # Only variables meant to hold LLM keys may be named (see workers/llm/keys.py); the client checks
+        # again when it reads the key.
+        if self.api_key_env and (reason := keys.refusal(self.api_key_env)):
+            raise ValidationError({"api_key_env": reason})
+
 
 class LLMCall(models.Model):
-    """One paid call, keyed by the hash of its canonical request: the cache and the cost ledger."""
+    """One paid call, keyed by the hash of its canonical request (endpoint identity included): the cache
+    and the cost ledger. It is paid once; who asked for it is in its uses (LLMCallUse)."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"
@@ -91,21 +114,14 @@ class LLMCall(models.Model):
         related_name="resamples",
         help_text="The call whose unparsable reply this fresh sample replaces.",
     )
-    experiment = models.ForeignKey(
-        "experiments.Experiment", null=True, blank=True, on_delete=models.SET_NULL, related_name="llm_calls"
-    )
-    round = models.ForeignKey(
-        "experiments.Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="llm_calls"
-    )
-    stage = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
+        verbose_name = "LLM call"
+        verbose_name_plural = "LLM calls"
         indexes = [
-            models.Index(fields=["experiment", "stage"], name="llmcall_experiment_stage"),
-            models.Index(fields=["round", "stage"], name="llmcall_round_stage"),
             models.Index(fields=["status"], name="llmcall_status"),
             # The runner's queue: pending calls of one endpoint in primary-key order.
             models.Index(fields=["endpoint", "id"], condition=models.Q(status="pending"), name="llmcall_pending"),
@@ -113,6 +129,69 @@ class LLMCall(models.Model):
 
     def __str__(self):
         return f"{self.model} {self.request_hash[:12]} ({self.status})"
+
+
+class LLMCallUse(models.Model):
+    """One experiment's use of a paid call: which round, stage and item asked for it. Progress, spend,
+    costs saved and reviews are counted over uses, so they never cross experiments. Exactly one use of a
+    finished call is marked `paid` (the one the budget gate charged); every other use of it was served
+    from the ledger and saved its experiment the call's cost."""
+
+    call = models.ForeignKey(LLMCall, on_delete=models.CASCADE, related_name="uses")
+    experiment = models.ForeignKey("experiments.Experiment", on_delete=models.CASCADE, related_name="llm_uses")
+    round = models.ForeignKey(
+        "experiments.Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="llm_uses"
+    )
+    stage = models.CharField(max_length=32, blank=True)
+    item = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The stage's own stable key for what the call answers, e.g. instruction:123:teacher. "
+        "Include the round in it when each round must count the item anew.",
+    )
+    paid = models.BooleanField(default=False, help_text="This use's experiment was charged for the call.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "LLM call use"
+        verbose_name_plural = "LLM call uses"
+        constraints = [
+            # Also the index for "the uses of these calls" (the runner's feed, review tasks).
+            models.UniqueConstraint(fields=["call", "experiment", "item"], name="llmcalluse_once_per_item"),
+            models.UniqueConstraint(fields=["call"], condition=models.Q(paid=True), name="llmcalluse_one_payer"),
+        ]
+        indexes = [
+            # Roll-ups and progress of one experiment, by round and stage.
+            models.Index(fields=["experiment", "round", "stage"], name="llmcalluse_experiment"),
+            models.Index(fields=["round", "stage"], name="llmcalluse_round_stage"),
+        ]
+
+    def __str__(self):
+        return f"use of call {self.call_id} by experiment {self.experiment_id} ({self.item or self.stage})"
+
+
+class LLMHold(models.Model):
+    """The gateway must not send calls for this experiment (only calls that no other, unheld experiment
+    also uses). Placed by the gateway (budget, rejected request, unusable endpoint) or by the experiments
+    app when it pauses; released when the experiment resumes."""
+
+    experiment = models.ForeignKey("experiments.Experiment", on_delete=models.CASCADE, related_name="llm_holds")
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "LLM hold"
+        verbose_name_plural = "LLM holds"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment"], condition=models.Q(released_at__isnull=True), name="llmhold_one_active"
+            )
+        ]
+
+    def __str__(self):
+        state = "released" if self.released_at else "active"
+        return f"hold on experiment {self.experiment_id} ({state})"
 
 
 class LLMRunnerLease(models.Model):

@@ -10,12 +10,11 @@ from collections import defaultdict
 
 from apps.datasets.formats.records import content_hash
 from apps.datasets.models import Instruction
-from apps.experiments.models import Experiment
 from apps.llm import conf
 from apps.llm.budget import BudgetGate
 from apps.llm.models import LLMCall, LLMEndpoint
-from apps.llm.runner import Heartbeat, PendingFeed, Recorder, RunSummary, flight_from_row, refuse
-from apps.llm.selectors import endpoint_config
+from apps.llm.running import Heartbeat, PendingFeed, Recorder, RunSummary, flight_from_row, refuse
+from apps.llm.selectors import endpoint_config, llm_experiment
 from workers.llm.offline import Reference
 from workers.llm.offline.backends import (
     OfflineItem,
@@ -64,14 +63,14 @@ def _reserve(dataset_id: int, embedder) -> tuple[list[ReserveItem], object]:
 
 def _seen_texts(experiment_id: int | None) -> list[str]:
     """Everything an experiment has already seen: its seed pool, the instructions it generated, and the
-    generator replies in its ledger."""
-    if experiment_id is None:
+    generator replies it used from the ledger."""
+    experiment = llm_experiment(experiment_id) if experiment_id is not None else None
+    if experiment is None:
         return []
-    dataset_id = Experiment.objects.filter(pk=experiment_id).values_list("dataset_id", flat=True).first()
-    texts = list(Instruction.objects.filter(dataset_id=dataset_id).values_list("text", flat=True))
+    texts = list(Instruction.objects.filter(dataset_id=experiment["dataset_id"]).values_list("text", flat=True))
     texts += Instruction.objects.filter(created_in_round__experiment_id=experiment_id).values_list("text", flat=True)
     for parsed in LLMCall.objects.filter(
-        experiment_id=experiment_id, status=LLMCall.Status.OK, parsed__has_key="text"
+        uses__experiment_id=experiment_id, status=LLMCall.Status.OK, parsed__has_key="text"
     ).values_list("parsed", flat=True):
         texts.append(parsed["text"])
     return texts
@@ -139,16 +138,18 @@ def run_offline_endpoint(endpoint: LLMEndpoint, *, owner: str, max_run_s: float 
         rescanned = False
         flights = {}
         for row in rows:
-            flight, refusal = flight_from_row(row, budget)
-            if flight is None:
-                refuse(feed, summary, row[3], row[5], refusal)
-            else:
+            flight, admission = flight_from_row(row, budget, feed.held())
+            if flight is not None:
                 flights[flight.call_id] = flight
+            elif admission is not None:
+                refuse(feed, summary, admission)
         if not flights:
             continue
         references = _references(endpoint.offline_dataset_id, flights.values())
         items = [OfflineItem(f.call_id, f.request, references.get(f.call_id)) for f in flights.values()]
-        results = backends.answer(items, {f.call_id: f.experiment_id for f in flights.values()})
+        # What a generator has "seen" is the experiment's it is charged to.
+        experiment_of = {f.call_id: f.payer.experiment_id if f.payer else None for f in flights.values()}
+        results = backends.answer(items, experiment_of)
         summary.sent += len(items)
         if recorder.record(results, flights):
             break

@@ -1,16 +1,19 @@
-"""Reads for endpoints, calls, cost roll-ups, budgets and estimates."""
+"""Reads for endpoints, calls, cost roll-ups, budgets and estimates.
 
-import os
-from dataclasses import dataclass
+Per-experiment figures are counted over the experiment's uses of calls (LLMCallUse): spend over the uses
+it was charged for, costs saved over the uses served from the ledger. The experiment's own fields (name,
+status, budget) are read across those relations; the gateway imports nothing from the experiments app.
+"""
+
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models import Avg, Count, F, Q, QuerySet, Sum
 
-from apps.experiments.models import Experiment
-from apps.llm.models import LLMCall, LLMEndpoint
-from workers.llm import tokens
+from apps.llm.models import LLMCall, LLMCallUse, LLMEndpoint, LLMHold
+from workers.llm import keys, tokens
 from workers.llm.prompts import PromptTemplate, build_request
-from workers.llm.requests import PreparedRequest
+from workers.llm.requests import PreparedRequest, endpoint_identity
 from workers.llm.types import EndpointConfig
 
 FINISHED = (LLMCall.Status.OK, LLMCall.Status.INVALID, LLMCall.Status.FAILED)
@@ -39,6 +42,16 @@ def endpoint_config(endpoint: LLMEndpoint) -> EndpointConfig:
     )
 
 
+def llm_endpoint_identity(endpoint: LLMEndpoint) -> dict:
+    """What answers this endpoint's requests, for the cache key (see workers/llm/requests.py)."""
+    return endpoint_identity(
+        backend=str(endpoint.backend),
+        base_url=endpoint.base_url,
+        checkpoint=endpoint.checkpoint,
+        dataset=endpoint.offline_dataset_id,
+    )
+
+
 def llm_request_for(
     endpoint: LLMEndpoint,
     template: PromptTemplate,
@@ -48,9 +61,9 @@ def llm_request_for(
     sample: int = 0,
     contract: dict | None = None,
 ) -> PreparedRequest:
-    """A request for this endpoint from a prompt template, with the endpoint's model, backend and
+    """A request for this endpoint from a prompt template, with the endpoint's model, backend, identity and
     sampling defaults, exactly as it will be sent (and hashed)."""
-    return build_request(
+    request = build_request(
         template,
         variables,
         model=endpoint.model,
@@ -60,22 +73,35 @@ def llm_request_for(
         sample=sample,
         contract=contract,
     )
+    return replace(request, identity=llm_endpoint_identity(endpoint))
+
+
+def llm_call_chains(call_ids: list[int]) -> dict[int, list[int]]:
+    """For each call, the ids of its chain of fresh samples: itself, the sample that replaced it, and so
+    on to the last one."""
+    chains = {cid: [cid] for cid in call_ids}
+    while True:
+        tails = list({chain[-1] for chain in chains.values()})
+        nexts: dict[int, int] = {}
+        for start in range(0, len(tails), 2000):
+            nexts.update(
+                LLMCall.objects.filter(resample_of_id__in=tails[start : start + 2000])
+                .order_by("-id")  # the first fresh sample wins if there are two
+                .values_list("resample_of_id", "id")
+            )
+        moved = False
+        for chain in chains.values():
+            if chain[-1] in nexts and nexts[chain[-1]] not in chain:
+                chain.append(nexts[chain[-1]])
+                moved = True
+        if not moved:
+            return chains
 
 
 def llm_call_finals(call_ids: list[int]) -> dict[int, LLMCall]:
     """For each call, the last call of its chain of fresh samples (itself when it was never resampled):
     what a stage should read as the outcome of the request it made."""
-    current = {cid: cid for cid in call_ids}
-    while True:
-        nexts = dict(
-            LLMCall.objects.filter(resample_of_id__in=set(current.values()))
-            .order_by("id")
-            .values_list("resample_of_id", "id")
-        )
-        moved = {start: nexts[now] for start, now in current.items() if now in nexts}
-        if not moved:
-            break
-        current.update(moved)
+    current = {start: chain[-1] for start, chain in llm_call_chains(call_ids).items()}
     rows = LLMCall.objects.in_bulk(set(current.values()))
     return {start: rows[final] for start, final in current.items() if final in rows}
 
@@ -92,50 +118,97 @@ _ROLLUP = dict(
     cost=Sum("cost"),
     avg_latency_ms=Avg("latency_ms"),
 )
+_PAID = Q(paid=True)
+_SERVED = Q(paid=False, call__status__in=FINISHED)
+# The same over an experiment's uses: calls counted per use, money and tokens only where it paid.
+_USE_ROLLUP = dict(
+    calls=Count("id"),
+    ok=Count("id", filter=Q(call__status=LLMCall.Status.OK)),
+    invalid=Count("id", filter=Q(call__status=LLMCall.Status.INVALID)),
+    failed=Count("id", filter=Q(call__status=LLMCall.Status.FAILED)),
+    pending=Count("id", filter=Q(call__status=LLMCall.Status.PENDING)),
+    prompt_tokens=Sum("call__prompt_tokens", filter=_PAID),
+    completion_tokens=Sum("call__completion_tokens", filter=_PAID),
+    cost=Sum("call__cost", filter=_PAID),
+    from_ledger=Count("id", filter=_SERVED),
+    saved=Sum("call__cost", filter=_SERVED),
+    avg_latency_ms=Avg("call__latency_ms"),
+)
 
 
 def _clean(row: dict) -> dict:
     for key in ("prompt_tokens", "completion_tokens"):
         row[key] = row.get(key) or 0
     row["cost"] = row.get("cost") or Decimal(0)
+    row["saved"] = row.get("saved") or Decimal(0)
     row["tokens"] = row["prompt_tokens"] + row["completion_tokens"]
     return row
 
 
+def _uses(experiment_id: int) -> QuerySet[LLMCallUse]:
+    return LLMCallUse.objects.filter(experiment_id=experiment_id)
+
+
 def cost_rollup_by_stage(*, experiment_id: int) -> list[dict]:
-    """One row per (round, stage) of the experiment: call counts by status, tokens, cost, latency."""
+    """One row per (round, stage) of the experiment: uses by call status, what it paid (tokens, cost),
+    what the ledger saved it, latency."""
     rows = (
-        LLMCall.objects.filter(experiment_id=experiment_id)
+        _uses(experiment_id)
         .values("round_id", "round__index", "stage")
-        .annotate(**_ROLLUP)
+        .annotate(**_USE_ROLLUP)
         .order_by("round__index", "stage")
     )
     return [_clean(dict(row)) for row in rows]
 
 
 def cost_rollup_by_round(*, experiment_id: int) -> list[dict]:
-    rows = (
-        LLMCall.objects.filter(experiment_id=experiment_id)
-        .values("round_id", "round__index")
-        .annotate(**_ROLLUP)
-        .order_by("round__index")
-    )
+    rows = _uses(experiment_id).values("round_id", "round__index").annotate(**_USE_ROLLUP).order_by("round__index")
     return [_clean(dict(row)) for row in rows]
 
 
 def cost_rollup_experiment(*, experiment_id: int) -> dict:
-    return _clean(dict(LLMCall.objects.filter(experiment_id=experiment_id).aggregate(**_ROLLUP)))
+    return _clean(dict(_uses(experiment_id).aggregate(**_USE_ROLLUP)))
 
 
 def cost_rollup_experiments() -> list[dict]:
-    """Spend per experiment that has any calls, for the overview page."""
+    """Spend and costs saved per experiment that has used the gateway, for the overview page."""
     rows = (
-        LLMCall.objects.filter(experiment__isnull=False)
-        .values("experiment_id", "experiment__name")
-        .annotate(**_ROLLUP)
+        LLMCallUse.objects.values(
+            "experiment_id",
+            name=F("experiment__name"),
+            status=F("experiment__status"),
+            budget_usd=F("experiment__budget_usd"),
+            budget_tokens=F("experiment__budget_tokens"),
+        )
+        .annotate(**_USE_ROLLUP)
         .order_by("-experiment_id")
     )
     return [_clean(dict(row)) for row in rows]
+
+
+def ledger_totals() -> dict:
+    """Everything the ledger holds, and the part of it no experiment uses (scripts, connection tests)."""
+    total = _clean(dict(LLMCall.objects.aggregate(**_ROLLUP)))
+    total["unused"] = _clean(dict(LLMCall.objects.filter(uses__isnull=True).aggregate(**_ROLLUP)))
+    return total
+
+
+def llm_experiment(experiment_id: int) -> dict | None:
+    """The experiment's name, status and budget, read across the gateway's own relations to it (its uses,
+    else its holds); None for an experiment the gateway has never worked for."""
+    fields = dict(
+        name=F("experiment__name"),
+        status=F("experiment__status"),
+        status_reason=F("experiment__status_reason"),
+        budget_usd=F("experiment__budget_usd"),
+        budget_tokens=F("experiment__budget_tokens"),
+        dataset_id=F("experiment__dataset_id"),
+    )
+    for model in (LLMCallUse, LLMHold):
+        rows = list(model.objects.filter(experiment_id=experiment_id).values("experiment_id", **fields)[:1])
+        if rows:
+            return rows[0]
+    return None
 
 
 @dataclass(frozen=True)
@@ -145,12 +218,28 @@ class Spend:
 
 
 def experiment_spend(*, experiment_id: int) -> Spend:
-    """What the experiment's finished calls cost. Calls served from another experiment's cache cost this
-    one nothing and are not counted."""
-    agg = LLMCall.objects.filter(experiment_id=experiment_id, status__in=FINISHED).aggregate(
-        cost=Sum("cost"), p=Sum("prompt_tokens"), c=Sum("completion_tokens")
+    """What the calls this experiment was charged for cost. Calls served from the ledger (asked for and
+    paid by another experiment, or earlier) cost it nothing and are not counted."""
+    agg = (
+        _uses(experiment_id)
+        .filter(paid=True, call__status__in=FINISHED)
+        .aggregate(cost=Sum("call__cost"), p=Sum("call__prompt_tokens"), c=Sum("call__completion_tokens"))
     )
     return Spend(agg["cost"] or Decimal(0), (agg["p"] or 0) + (agg["c"] or 0))
+
+
+def experiment_saved(*, experiment_id: int) -> Spend:
+    """What the ledger saved this experiment: the cost of the finished calls it used without paying."""
+    agg = (
+        _uses(experiment_id)
+        .filter(_SERVED)
+        .aggregate(cost=Sum("call__cost"), p=Sum("call__prompt_tokens"), c=Sum("call__completion_tokens"))
+    )
+    return Spend(agg["cost"] or Decimal(0), (agg["p"] or 0) + (agg["c"] or 0))
+
+
+def held_experiments() -> list[int]:
+    return list(LLMHold.objects.filter(released_at=None).values_list("experiment_id", flat=True))
 
 
 # --- estimates ---------------------------------------------------------------------------------------
@@ -209,11 +298,12 @@ def estimate_requests(requests: list[PreparedRequest], endpoint: LLMEndpoint, *,
 def estimate_pending(*, experiment_id: int, stage: str | None = None, round_id: int | None = None) -> list[dict]:
     """Estimates for the calls of an experiment still waiting to be sent, per endpoint and purpose:
     the cost of a stage before it starts, once its calls are queued."""
-    qs = LLMCall.objects.filter(experiment_id=experiment_id, status=LLMCall.Status.PENDING)
+    uses = _uses(experiment_id)
     if stage is not None:
-        qs = qs.filter(stage=stage)
+        uses = uses.filter(stage=stage)
     if round_id is not None:
-        qs = qs.filter(round_id=round_id)
+        uses = uses.filter(round_id=round_id)
+    qs = LLMCall.objects.filter(status=LLMCall.Status.PENDING, pk__in=uses.values("call_id"))
     groups: dict[tuple[int, str], list[PreparedRequest]] = {}
     for endpoint_id, purpose, request in qs.values_list("endpoint_id", "purpose", "request").iterator(2000):
         groups.setdefault((endpoint_id, purpose), []).append(PreparedRequest.from_json(request))
@@ -250,12 +340,13 @@ class BudgetStatus:
         return self.spent.tokens / self.budget_tokens if self.budget_tokens else None
 
 
-def experiment_budget_status(*, experiment: Experiment) -> BudgetStatus:
-    pending = estimate_pending(experiment_id=experiment.pk)
+def experiment_budget_status(*, experiment_id: int) -> BudgetStatus:
+    pending = estimate_pending(experiment_id=experiment_id)
+    experiment = llm_experiment(experiment_id) or {}
     return BudgetStatus(
-        budget_usd=experiment.budget_usd,
-        budget_tokens=experiment.budget_tokens,
-        spent=experiment_spend(experiment_id=experiment.pk),
+        budget_usd=experiment.get("budget_usd"),
+        budget_tokens=experiment.get("budget_tokens"),
+        spent=experiment_spend(experiment_id=experiment_id),
         pending_expected_usd=sum((p["estimate"].expected_cost for p in pending), Decimal(0)),
         pending_max_usd=sum((p["estimate"].max_cost for p in pending), Decimal(0)),
         pending_max_tokens=sum(p["estimate"].max_tokens for p in pending),
@@ -267,16 +358,21 @@ def endpoint_usage(*, endpoint_id: int) -> dict:
 
 
 def endpoint_key_is_set(endpoint: LLMEndpoint) -> bool | None:
-    """Whether the key's variable is set in this (web) process; None when the endpoint needs no key.
+    """Whether the key's variable is set in this (web) process; None when the endpoint needs no key or
+    names a variable that may not hold one (so this never tells whether some other variable is set).
     Workers may differ: the page says so."""
-    return bool(os.environ.get(endpoint.api_key_env)) if endpoint.api_key_env else None
+    if not endpoint.api_key_env or keys.refusal(endpoint.api_key_env):
+        return None
+    return bool(keys.read_key(endpoint.api_key_env))
 
 
-def call_problems(*, experiment_id: int, limit: int = 50) -> list[LLMCall]:
-    """The latest calls of an experiment that did not produce a usable reply."""
+def call_problems(*, experiment_id: int, limit: int = 50) -> list[LLMCallUse]:
+    """The experiment's latest uses of calls that did not produce a usable reply (with their calls)."""
     return list(
-        LLMCall.objects.filter(experiment_id=experiment_id, status__in=[LLMCall.Status.INVALID, LLMCall.Status.FAILED])
-        .only("id", "status", "stage", "purpose", "error", "http_status", "sample_index", "created_at")
+        _uses(experiment_id)
+        .filter(call__status__in=[LLMCall.Status.INVALID, LLMCall.Status.FAILED])
+        .select_related("call")
+        .only("id", "stage", "item", "call__id", "call__status", "call__purpose", "call__error", "call__sample_index")
         .order_by("-id")[:limit]
     )
 

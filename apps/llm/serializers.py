@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from apps.llm.models import LLMCall, LLMEndpoint
+from apps.llm.models import LLMCall, LLMCallUse, LLMEndpoint
 from apps.llm.services import ENDPOINT_FIELDS
 
 
@@ -15,7 +15,16 @@ class EndpointSerializer(serializers.ModelSerializer):
         read_only_fields = ["last_error", "last_error_at", "created_at", "updated_at"]
 
 
+class CallUseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LLMCallUse
+        fields = ["id", "experiment", "round", "stage", "item", "paid", "created_at"]
+        read_only_fields = fields
+
+
 class CallSerializer(serializers.ModelSerializer):
+    uses = CallUseSerializer(many=True, read_only=True)
+
     class Meta:
         model = LLMCall
         fields = [
@@ -37,9 +46,7 @@ class CallSerializer(serializers.ModelSerializer):
             "completion_tokens",
             "cost",
             "latency_ms",
-            "experiment",
-            "round",
-            "stage",
+            "uses",
             "created_at",
             "finished_at",
             "request",

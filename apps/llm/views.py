@@ -10,11 +10,11 @@ from django.views.decorators.http import require_POST
 from apps.core.decorators import role_required
 from apps.core.errors import RetortError
 from apps.core.roles import Role
-from apps.experiments.models import Experiment
 from apps.llm import selectors
 from apps.llm.forms import EndpointForm
-from apps.llm.models import LLMCall, LLMEndpoint
+from apps.llm.models import LLMEndpoint
 from apps.llm.services import llm_endpoint_create, llm_endpoint_test, llm_endpoint_update
+from workers.llm import keys
 from workers.llm.prompts import TemplateError, all_templates, get_template, latest_templates
 
 
@@ -33,6 +33,7 @@ def endpoint_detail(request, pk: int):
             "endpoint": endpoint,
             "usage": selectors.endpoint_usage(endpoint_id=endpoint.pk),
             "key_is_set": selectors.endpoint_key_is_set(endpoint),
+            "key_refusal": keys.refusal(endpoint.api_key_env) if endpoint.api_key_env else "",
         },
     )
 
@@ -43,8 +44,8 @@ def _save_endpoint(request, form: EndpointForm, endpoint: LLMEndpoint | None):
     fields = {name: form.cleaned_data[name] for name in form.Meta.fields}
     try:
         if endpoint is None:
-            return llm_endpoint_create(**fields)
-        return llm_endpoint_update(endpoint=endpoint, **fields)
+            return llm_endpoint_create(by=request.user, **fields)
+        return llm_endpoint_update(endpoint=endpoint, by=request.user, **fields)
     except RetortError as exc:
         form.add_error(exc.details.get("field"), str(exc))
     except ValidationError as exc:
@@ -54,7 +55,7 @@ def _save_endpoint(request, form: EndpointForm, endpoint: LLMEndpoint | None):
 
 @role_required(Role.OPERATOR)
 def endpoint_create(request):
-    form = EndpointForm(request.POST or None)
+    form = EndpointForm(request.POST or None, user=request.user)
     if request.method == "POST" and (endpoint := _save_endpoint(request, form, None)):
         messages.success(request, f"Endpoint {endpoint.name} created.")
         return redirect("llm:endpoint", pk=endpoint.pk)
@@ -64,7 +65,7 @@ def endpoint_create(request):
 @role_required(Role.OPERATOR)
 def endpoint_edit(request, pk: int):
     endpoint = get_object_or_404(LLMEndpoint, pk=pk)
-    form = EndpointForm(request.POST or None, instance=endpoint)
+    form = EndpointForm(request.POST or None, instance=endpoint, user=request.user)
     if request.method == "POST" and (saved := _save_endpoint(request, form, endpoint)):
         messages.success(request, f"Endpoint {saved.name} saved.")
         return redirect("llm:endpoint", pk=saved.pk)
@@ -102,16 +103,18 @@ def prompt_detail(request, template_id: str, version: int):
 
 @role_required(Role.VIEWER)
 def cost_overview(request):
-    experiments = {e.pk: e for e in Experiment.objects.all()}
-    rows = selectors.cost_rollup_experiments()
-    for row in rows:
-        row["experiment"] = experiments.get(row["experiment_id"])
-    return render(request, "llm/cost_overview.html", {"rows": rows})
+    return render(
+        request,
+        "llm/cost_overview.html",
+        {"ledger": selectors.ledger_totals(), "rows": selectors.cost_rollup_experiments()},
+    )
 
 
 @role_required(Role.VIEWER)
 def cost_experiment(request, pk: int):
-    experiment = get_object_or_404(Experiment, pk=pk)
+    experiment = selectors.llm_experiment(pk)
+    if experiment is None:
+        raise Http404("The LLM gateway has no calls for this experiment.")
     return render(
         request,
         "llm/cost_experiment.html",
@@ -120,9 +123,8 @@ def cost_experiment(request, pk: int):
             "total": selectors.cost_rollup_experiment(experiment_id=pk),
             "by_round": selectors.cost_rollup_by_round(experiment_id=pk),
             "by_stage": selectors.cost_rollup_by_stage(experiment_id=pk),
-            "budget": selectors.experiment_budget_status(experiment=experiment),
+            "budget": selectors.experiment_budget_status(experiment_id=pk),
             "estimates": selectors.estimate_pending(experiment_id=pk),
             "problems": selectors.call_problems(experiment_id=pk, limit=50),
-            "statuses": LLMCall.Status,
         },
     )

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from apps.experiments.models import Experiment, Round
+from apps.experiments.services import experiment_resume
 from apps.llm.models import LLMCall
 from apps.llm.selectors import (
     cost_rollup_by_round,
@@ -28,7 +29,7 @@ def test_a_money_budget_pauses_the_stage_before_it_is_exceeded(llm_server):
     requests = teacher_requests(endpoint, 40, params={"max_tokens": 60})
     experiment = make_experiment(budget_usd=Decimal("1.50"))
     llm_calls_enqueue(
-        endpoint=endpoint, requests=requests, purpose="teacher", experiment=experiment, stage="answer", kick=False
+        endpoint=endpoint, requests=requests, purpose="teacher", experiment_id=experiment.pk, stage="answer", kick=False
     )
     summary = drain(endpoint)
     experiment.refresh_from_db()
@@ -39,7 +40,8 @@ def test_a_money_budget_pauses_the_stage_before_it_is_exceeded(llm_server):
     assert 0 < summary.ok < 40
     assert LLMCall.objects.filter(status=LLMCall.Status.PENDING).count() == 40 - summary.sent
     # Raising the budget and resuming sends the rest, and only the rest.
-    Experiment.objects.filter(pk=experiment.pk).update(budget_usd=Decimal("100"), status="running")
+    Experiment.objects.filter(pk=experiment.pk).update(budget_usd=Decimal("100"))
+    experiment_resume(experiment_id=experiment.pk)
     assert drain(endpoint).sent == 40 - summary.sent
 
 
@@ -50,7 +52,7 @@ def test_a_token_budget_counts_prompt_and_reply_tokens(llm_server):
         endpoint=endpoint,
         requests=teacher_requests(endpoint, 50, params={"max_tokens": 100}),
         purpose="teacher",
-        experiment=experiment,
+        experiment_id=experiment.pk,
         kick=False,
     )
     drain(endpoint)
@@ -63,7 +65,11 @@ def test_without_a_budget_nothing_is_held_back(llm_server):
     endpoint = make_endpoint(llm_server, **PRICES)
     experiment = make_experiment()
     llm_calls_enqueue(
-        endpoint=endpoint, requests=teacher_requests(endpoint, 20), purpose="teacher", experiment=experiment, kick=False
+        endpoint=endpoint,
+        requests=teacher_requests(endpoint, 20),
+        purpose="teacher",
+        experiment_id=experiment.pk,
+        kick=False,
     )
     assert drain(endpoint).ok == 20
 
@@ -79,8 +85,8 @@ def test_roll_ups_per_stage_round_and_experiment_add_up(llm_server):
             endpoint=teacher,
             requests=teacher_requests(teacher, n, prefix=f"r{rnd.index}"),
             purpose="teacher",
-            experiment=experiment,
-            round=rnd,
+            experiment_id=experiment.pk,
+            round_id=rnd.pk,
             stage="answer",
             kick=False,
         )
@@ -88,8 +94,8 @@ def test_roll_ups_per_stage_round_and_experiment_add_up(llm_server):
             endpoint=judge,
             requests=judge_requests(judge, n, prefix=f"r{rnd.index}"),
             purpose="judge",
-            experiment=experiment,
-            round=rnd,
+            experiment_id=experiment.pk,
+            round_id=rnd.pk,
             stage="judge",
             kick=False,
         )
@@ -117,7 +123,7 @@ def test_a_stage_is_estimated_before_it_starts(llm_server):
     experiment = make_experiment(budget_usd=Decimal("1000"))
     requests = teacher_requests(endpoint, 12, params={"max_tokens": 80})
     llm_calls_enqueue(
-        endpoint=endpoint, requests=requests, purpose="teacher", experiment=experiment, stage="answer", kick=False
+        endpoint=endpoint, requests=requests, purpose="teacher", experiment_id=experiment.pk, stage="answer", kick=False
     )
     [pending] = estimate_pending(experiment_id=experiment.pk, stage="answer")
     est = pending["estimate"]
@@ -126,7 +132,7 @@ def test_a_stage_is_estimated_before_it_starts(llm_server):
     assert est.max_cost == (est.prompt_tokens * Decimal(1000) + 960 * Decimal(3000)) / 1_000_000
     assert est.expected_cost < est.max_cost and est.completion_basis == "half the limit"
     assert est.method in ("approximation",) or est.method.startswith("tiktoken:")
-    status = experiment_budget_status(experiment=experiment)
+    status = experiment_budget_status(experiment_id=experiment.pk)
     assert status.pending_max_usd == est.max_cost and status.spent.usd == 0
 
     drain(endpoint)  # now there is history: later estimates use the mean reply length seen

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from apps.llm.models import LLMCall
+from apps.llm.models import LLMCall, LLMCallUse
 from apps.llm.selectors import llm_call_finals
 from apps.llm.services import llm_calls_enqueue
 from apps.reviews.models import ReviewTask
@@ -34,7 +34,7 @@ def test_a_5000_call_batch_with_20_percent_faults_loses_nothing(llm_server, monk
         endpoint=endpoint,
         requests=judge_requests(endpoint, N),
         purpose="judge",
-        experiment=make_experiment(),
+        experiment_id=make_experiment().pk,
         stage="judge",
         kick=False,
     )
@@ -56,7 +56,11 @@ def test_a_5000_call_batch_with_20_percent_faults_loses_nothing(llm_server, monk
         else:
             assert final.error and final.parsed is None
     invalid = {f.pk for f in finals.values() if f.status == "invalid"}
-    assert set(ReviewTask.objects.values_list("subject_id", flat=True)) == invalid
+    # Each invalid final goes to review once, as its experiment's use.
+    assert set(ReviewTask.objects.values_list("subject_id", flat=True)) == set(
+        LLMCallUse.objects.filter(call_id__in=invalid).values_list("pk", flat=True)
+    )
+    assert LLMCallUse.objects.filter(call_id__in=invalid).count() == len(invalid)
     print(
         f"\n{N} items: {dict(outcome)}; server saw {faults.requests} requests "
         f"({dict(faults.by_status)}, {dict(faults.by_fault)})"

@@ -40,7 +40,7 @@ def test_a_finished_call_is_never_made_again(llm_server):
     experiment = make_experiment()
     requests = teacher_requests(endpoint, 30)
     llm_calls_enqueue(
-        endpoint=endpoint, requests=requests, purpose="teacher", experiment=experiment, stage="answer", kick=False
+        endpoint=endpoint, requests=requests, purpose="teacher", experiment_id=experiment.pk, stage="answer", kick=False
     )
     summary = drain(endpoint)
     assert (summary.sent, summary.ok) == (30, 30)
@@ -51,16 +51,17 @@ def test_a_finished_call_is_never_made_again(llm_server):
     assert call.cost == (Decimal(call.prompt_tokens) * 2 + Decimal(call.completion_tokens) * 10) / 1_000_000
     assert call.finished_at is not None and call.attempts == 1
 
-    # A re-run, and the same requests from another experiment: zero new calls.
+    # A re-run, and the same requests from another experiment: zero new calls, the same rows.
+    first_calls = sorted(LLMCall.objects.values_list("pk", flat=True))
     again = llm_calls_enqueue(
         endpoint=endpoint,
         requests=requests,
         purpose="teacher",
-        experiment=make_experiment(),
+        experiment_id=make_experiment().pk,
         stage="answer",
         kick=False,
     )
-    assert {c.status for c in again} == {LLMCall.Status.OK} and {c.experiment_id for c in again} == {experiment.pk}
+    assert {c.status for c in again} == {LLMCall.Status.OK} and sorted(c.pk for c in again) == first_calls
     assert drain(endpoint).sent == 0
     assert llm_server.stats().requests == 30
 
@@ -74,7 +75,11 @@ def test_failed_calls_are_resent_only_when_an_operator_asks(llm_server):
     llm_server.configure(p_500=1.0)
     experiment = make_experiment()
     llm_calls_enqueue(
-        endpoint=endpoint, requests=teacher_requests(endpoint, 3), purpose="teacher", experiment=experiment, kick=False
+        endpoint=endpoint,
+        requests=teacher_requests(endpoint, 3),
+        purpose="teacher",
+        experiment_id=experiment.pk,
+        kick=False,
     )
     drain(endpoint)
     assert set(LLMCall.objects.values_list("status", "http_status")) == {("failed", 500)}

@@ -45,7 +45,7 @@ def test_replay_answers_from_the_recorded_outputs_and_says_when_it_has_none(reco
     requests = [llm_request_for(endpoint, template, {"instruction": t, "input": ""}) for t, _ in texts]
     requests.append(llm_request_for(endpoint, template, {"instruction": "Something never recorded."}))
     calls = llm_calls_enqueue(
-        endpoint=endpoint, requests=requests, purpose="teacher", experiment=make_experiment(), kick=False
+        endpoint=endpoint, requests=requests, purpose="teacher", experiment_id=make_experiment().pk, kick=False
     )
     drain(endpoint)
     got = {c.pk: c for c in LLMCall.objects.all()}
@@ -109,7 +109,7 @@ def test_the_retrieval_generator_proposes_unseen_reserve_instructions(recorded):
         endpoint=endpoint,
         requests=[request, request.with_sample(1)][:1],
         purpose="generator",
-        experiment=experiment,
+        experiment_id=experiment.pk,
         kick=False,
     )
     drain(endpoint)

@@ -18,7 +18,7 @@ def _form(server_url, **extra):
         "backend": "openai",
         "base_url": server_url,
         "model": "teacher-a",
-        "api_key_env": "RETORT_PAGE_KEY",
+        "api_key_env": "PAGE_TEST_API_KEY",
         "max_concurrency": 4,
         "timeout_s": 5,
         "price_input_per_mtok": "1.5",
@@ -45,8 +45,15 @@ def test_viewers_see_endpoints_operators_change_them(llm_server, client_for):
     assert response.status_code == 302 and created.max_concurrency == 9
 
 
+def _as_admin(client):
+    client.user.is_superuser = True  # only administrators choose key variables
+    client.user.save()
+    return client
+
+
 def test_the_form_rejects_a_key_pasted_where_the_variable_name_goes(llm_server, client_for):
-    response = client_for(Role.OPERATOR).post(reverse("llm:endpoint-create"), _form(llm_server.url, api_key_env=SECRET))
+    admin = _as_admin(client_for(Role.OPERATOR))
+    response = admin.post(reverse("llm:endpoint-create"), _form(llm_server.url, api_key_env=SECRET))
     assert response.status_code == 200 and not LLMEndpoint.objects.exists()
     assert "environment variable name" in response.content.decode()
 
@@ -62,8 +69,8 @@ def test_offline_endpoints_are_labelled_and_need_a_dataset(client_for):
 
 
 def test_test_connection_answers_in_a_partial_and_never_shows_the_key(llm_server, client_for, monkeypatch):
-    monkeypatch.setenv("RETORT_PAGE_KEY", SECRET)
-    endpoint = make_endpoint(llm_server, api_key_env="RETORT_PAGE_KEY", price_input_per_mtok=1)
+    monkeypatch.setenv("PAGE_TEST_API_KEY", SECRET)
+    endpoint = make_endpoint(llm_server, api_key_env="PAGE_TEST_API_KEY", price_input_per_mtok=1)
     operator = client_for(Role.OPERATOR)
     url = reverse("llm:endpoint-test", args=[endpoint.pk])
 
@@ -76,7 +83,7 @@ def test_test_connection_answers_in_a_partial_and_never_shows_the_key(llm_server
     bad = operator.post(url, HTTP_HX_REQUEST="true").content.decode()
     assert "Failed: HTTP 401" in bad and SECRET not in bad and SECRET[:8] not in bad
     page = operator.get(reverse("llm:endpoint", args=[endpoint.pk])).content.decode()
-    assert "RETORT_PAGE_KEY" in page and SECRET not in page and "Last error" in page
+    assert "PAGE_TEST_API_KEY" in page and SECRET not in page and "Last error" in page
     no_js = operator.post(url)
     assert no_js.status_code == 302
     assert LLMCall.objects.filter(purpose="connection_test").count() == 3  # tests are paid calls, in the ledger
@@ -98,7 +105,7 @@ def test_cost_pages_show_stages_budget_and_estimates(llm_server, client_for):
         endpoint=endpoint,
         requests=teacher_requests(endpoint, 4),
         purpose="teacher",
-        experiment=experiment,
+        experiment_id=experiment.pk,
         stage="answer",
         kick=False,
     )
@@ -107,7 +114,7 @@ def test_cost_pages_show_stages_budget_and_estimates(llm_server, client_for):
         endpoint=endpoint,
         requests=teacher_requests(endpoint, 3, prefix="later"),
         purpose="teacher",
-        experiment=experiment,
+        experiment_id=experiment.pk,
         stage="rewrite",
         kick=False,
     )
@@ -119,28 +126,29 @@ def test_cost_pages_show_stages_budget_and_estimates(llm_server, client_for):
 
 
 def test_the_api_lists_and_changes_endpoints_by_role(llm_server, api_for, monkeypatch):
-    viewer, operator = api_for(Role.VIEWER), api_for(Role.OPERATOR)
+    viewer, operator, admin = api_for(Role.VIEWER), api_for(Role.OPERATOR), _as_admin(api_for(Role.OPERATOR))
     body = {
         "name": "api-made",
         "backend": "openai",
         "base_url": llm_server.url,
         "model": "teacher-a",
-        "api_key_env": "RETORT_API_KEY",
+        "api_key_env": "API_TEST_API_KEY",
         "max_concurrency": 3,
     }
     assert viewer.post("/api/v1/llm/endpoints/", body, format="json").status_code == 403
-    created = operator.post("/api/v1/llm/endpoints/", body, format="json")
-    assert created.status_code == 201 and created.json()["api_key_env"] == "RETORT_API_KEY"
+    assert operator.post("/api/v1/llm/endpoints/", body, format="json").status_code == 400  # names a key
+    created = admin.post("/api/v1/llm/endpoints/", body, format="json")
+    assert created.status_code == 201 and created.json()["api_key_env"] == "API_TEST_API_KEY"
     assert "api_key" not in created.json()
     pk = created.json()["id"]
     assert (
         operator.patch(f"/api/v1/llm/endpoints/{pk}/", {"max_concurrency": 7}, format="json").json()["max_concurrency"]
         == 7
     )
-    assert [e["name"] for e in viewer.get("/api/v1/llm/endpoints/").json()] == ["api-made"]
+    assert [e["name"] for e in viewer.get("/api/v1/llm/endpoints/").json()["results"]] == ["api-made"]
     missing = operator.post(f"/api/v1/llm/endpoints/{pk}/test/").json()
-    assert missing["ok"] is False and "RETORT_API_KEY is not set" in missing["message"]
-    monkeypatch.setenv("RETORT_API_KEY", "anything-will-do")
+    assert missing["ok"] is False and "API_TEST_API_KEY is not set" in missing["message"]
+    monkeypatch.setenv("API_TEST_API_KEY", "anything-will-do")
     assert operator.post(f"/api/v1/llm/endpoints/{pk}/test/").json()["ok"] is True
 
 
@@ -151,14 +159,15 @@ def test_the_api_exposes_the_ledger_costs_and_templates(llm_server, api_for):
         endpoint=endpoint,
         requests=teacher_requests(endpoint, 3),
         purpose="teacher",
-        experiment=experiment,
+        experiment_id=experiment.pk,
         stage="answer",
         kick=False,
     )
     drain(endpoint)
     api = api_for(Role.VIEWER)
     calls = api.get(f"/api/v1/llm/calls/?experiment={experiment.pk}&status=ok").json()
-    assert len(calls["results"]) == 3 and calls["results"][0]["stage"] == "answer"
+    assert len(calls["results"]) == 3 and calls["results"][0]["uses"][0]["stage"] == "answer"
+    assert calls["results"][0]["uses"][0]["experiment"] == experiment.pk
     costs = api.get(f"/api/v1/llm/experiments/{experiment.pk}/costs/").json()
     assert costs["total"]["calls"] == 3 and costs["by_stage"][0]["stage"] == "answer"
     assert float(costs["total"]["cost"]) > 0 and costs["budget"]["usd"] is None

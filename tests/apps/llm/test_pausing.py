@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from apps.core.roles import Role
 from apps.experiments.models import Experiment
+from apps.experiments.services import experiment_hold, experiment_resume
 from apps.llm.models import LLMCall, LLMEndpoint
 from apps.llm.services import llm_calls_enqueue
 from tests.apps.llm.conftest import drain, make_endpoint, make_experiment, teacher_requests
@@ -39,16 +40,16 @@ def test_a_rejected_key_pauses_everything_waiting_and_leaks_nowhere(
     llm_server, monkeypatch, caplog, client_for, api_for
 ):
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setenv("RETORT_TEST_KEY", SECRET)
+    monkeypatch.setenv("TEST_RUNNER_API_KEY", SECRET)
     llm_server.configure(api_key="the-right-key-0000")  # the server echoes the wrong key in its 401 body
-    endpoint = make_endpoint(llm_server, name="teacher-prod", api_key_env="RETORT_TEST_KEY", max_concurrency=2)
+    endpoint = make_endpoint(llm_server, name="teacher-prod", api_key_env="TEST_RUNNER_API_KEY", max_concurrency=2)
     first, second = make_experiment(), make_experiment()
     requests = teacher_requests(endpoint, 10)
     llm_calls_enqueue(
-        endpoint=endpoint, requests=requests[:5], purpose="teacher", experiment=first, stage="answer", kick=False
+        endpoint=endpoint, requests=requests[:5], purpose="teacher", experiment_id=first.pk, stage="answer", kick=False
     )
     llm_calls_enqueue(
-        endpoint=endpoint, requests=requests[5:], purpose="teacher", experiment=second, stage="answer", kick=False
+        endpoint=endpoint, requests=requests[5:], purpose="teacher", experiment_id=second.pk, stage="answer", kick=False
     )
     summary = drain(endpoint)
     assert summary.stopped and summary.paused == {first.pk, second.pk}
@@ -67,20 +68,25 @@ def test_a_rejected_key_pauses_everything_waiting_and_leaks_nowhere(
 
     # Fixed and resumed: the same calls go through, each once.
     llm_server.configure(api_key=SECRET)
-    Experiment.objects.update(status=Experiment.Status.RUNNING, status_reason="")
+    for experiment in (first, second):
+        experiment_resume(experiment_id=experiment.pk)
     assert drain(endpoint).ok == 10
 
 
 def test_a_missing_key_variable_pauses_with_its_name(llm_server, monkeypatch):
-    monkeypatch.delenv("RETORT_MISSING_KEY", raising=False)
-    endpoint = make_endpoint(llm_server, api_key_env="RETORT_MISSING_KEY")
+    monkeypatch.delenv("MISSING_TEST_API_KEY", raising=False)
+    endpoint = make_endpoint(llm_server, api_key_env="MISSING_TEST_API_KEY")
     experiment = make_experiment()
     llm_calls_enqueue(
-        endpoint=endpoint, requests=teacher_requests(endpoint, 2), purpose="teacher", experiment=experiment, kick=False
+        endpoint=endpoint,
+        requests=teacher_requests(endpoint, 2),
+        purpose="teacher",
+        experiment_id=experiment.pk,
+        kick=False,
     )
     drain(endpoint)
     experiment.refresh_from_db()
-    assert experiment.status == Experiment.Status.PAUSED and "RETORT_MISSING_KEY" in experiment.status_reason
+    assert experiment.status == Experiment.Status.PAUSED and "MISSING_TEST_API_KEY" in experiment.status_reason
     assert llm_server.stats().requests == 0
 
 
@@ -92,7 +98,7 @@ def test_forbidden_or_unknown_model_pauses_without_retrying(llm_server, status):
         endpoint=endpoint,
         requests=teacher_requests(endpoint, 3),
         purpose="teacher",
-        experiment=experiment,
+        experiment_id=experiment.pk,
         stage="answer",
         kick=False,
     )
@@ -109,13 +115,17 @@ def test_a_rejected_request_fails_that_call_and_pauses_only_its_experiment(llm_s
     good_endpoint = make_endpoint(llm_server)
     bad, good = make_experiment(), make_experiment()
     llm_calls_enqueue(
-        endpoint=bad_endpoint, requests=teacher_requests(bad_endpoint, 1), purpose="teacher", experiment=bad, kick=False
+        endpoint=bad_endpoint,
+        requests=teacher_requests(bad_endpoint, 1),
+        purpose="teacher",
+        experiment_id=bad.pk,
+        kick=False,
     )
     llm_calls_enqueue(
         endpoint=good_endpoint,
         requests=teacher_requests(good_endpoint, 3),
         purpose="teacher",
-        experiment=good,
+        experiment_id=good.pk,
         kick=False,
     )
     drain(bad_endpoint)
@@ -130,10 +140,15 @@ def test_a_rejected_request_fails_that_call_and_pauses_only_its_experiment(llm_s
 
 def test_calls_of_a_paused_experiment_wait(llm_server):
     endpoint = make_endpoint(llm_server)
-    experiment = make_experiment(status=Experiment.Status.PAUSED)
+    experiment = make_experiment()
+    experiment_hold(experiment_id=experiment.pk, reason="Paused by an operator.")
     llm_calls_enqueue(
-        endpoint=endpoint, requests=teacher_requests(endpoint, 3), purpose="teacher", experiment=experiment, kick=False
+        endpoint=endpoint,
+        requests=teacher_requests(endpoint, 3),
+        purpose="teacher",
+        experiment_id=experiment.pk,
+        kick=False,
     )
     assert drain(endpoint).sent == 0
-    Experiment.objects.update(status=Experiment.Status.RUNNING)
+    experiment_resume(experiment_id=experiment.pk)
     assert drain(endpoint).sent == 3

@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.llm.models import LLMCall
+from apps.llm.models import LLMCall, LLMCallUse
 from apps.llm.selectors import llm_call_finals
 from apps.llm.services import llm_calls_enqueue
 from apps.reviews.models import ReviewTask
@@ -14,11 +14,12 @@ pytestmark = pytest.mark.django_db
 def test_garbage_is_resampled_then_sent_to_review_and_never_scored(llm_server):
     endpoint = make_endpoint(llm_server, model="judge-a")
     llm_server.configure(p_garbage=1.0)
+    experiment = make_experiment()
     calls = llm_calls_enqueue(
         endpoint=endpoint,
         requests=judge_requests(endpoint, 4),
         purpose="judge",
-        experiment=make_experiment(),
+        experiment_id=experiment.pk,
         stage="judge",
         kick=False,
     )
@@ -28,9 +29,12 @@ def test_garbage_is_resampled_then_sent_to_review_and_never_scored(llm_server):
     finals = llm_call_finals([c.pk for c in calls])
     assert {f.sample_index for f in finals.values()} == {2}
     assert all(f.error.startswith("Unparsable reply (judge_missing_scores)") for f in finals.values())
+    # One review task per use of each final call: the experiment's own, in its stage.
     tasks = ReviewTask.objects.filter(kind=ReviewTask.Kind.INVALID_REPLY)
-    assert sorted(t.subject_id for t in tasks) == sorted(f.pk for f in finals.values())
-    assert all(f.stage == "judge" and f.experiment_id == calls[0].experiment_id for f in finals.values())
+    uses = LLMCallUse.objects.filter(call__in=list(finals.values()))
+    assert sorted(t.subject_id for t in tasks) == sorted(u.pk for u in uses) and len(uses) == 4
+    assert {t.subject_type.model for t in tasks} == {"llmcalluse"}
+    assert all(u.stage == "judge" and u.experiment_id == experiment.pk for u in uses)
 
 
 def test_a_fresh_sample_usually_rescues_a_bad_reply(llm_server):

@@ -57,7 +57,7 @@ def test_a_worker_killed_mid_batch_is_finished_by_the_next_without_repeats(llm_s
             endpoint=endpoint,
             requests=teacher_requests(endpoint, N),
             purpose="teacher",
-            experiment=make_experiment(),
+            experiment_id=make_experiment().pk,
             stage="answer",
         )  # kicks the worker on commit
         wait_for(lambda: _finished() >= 200, 60, "the first worker to make progress", first)
