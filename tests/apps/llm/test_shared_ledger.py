@@ -166,3 +166,18 @@ def test_the_cache_key_holds_the_endpoints_identity(llm_server):
 
 def test_the_kick_names_the_real_task():
     assert tasks.process_pending_calls.name == kick.PROCESS_TASK
+
+
+def test_the_costs_page_shows_calls_no_experiment_uses(llm_server, client_for):
+    from django.urls import reverse
+
+    from apps.core.roles import Role
+    from apps.llm.models import LLMEndpoint
+
+    endpoint = make_endpoint(llm_server)
+    llm_calls_enqueue(endpoint=endpoint, requests=teacher_requests(endpoint, 3), purpose="script", kick=False)
+    drain(endpoint)
+    page = client_for(Role.VIEWER).get(reverse("llm:costs")).content.decode()
+    assert "No LLM calls yet" not in page and 'data-testid="unused">3 calls' in page
+    assert str(LLMEndpoint._meta.verbose_name_plural) == "LLM endpoints"
+    assert str(LLMCall._meta.verbose_name) == "LLM call"
