@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 resource_patterns = [
     path("", include("apps.datasets.api_urls")),
     path("", include("apps.llm.api_urls")),
+    path("", include("apps.experiments.api_urls")),
 ]
 
 

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("apps.console.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("llm/", include("apps.llm.urls")),
+    path("experiments/", include("apps.experiments.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),

@@ -7,7 +7,6 @@ urlpatterns = [
     path("llm/endpoints/<int:pk>/", apis.EndpointDetailApi.as_view(), name="api-llm-endpoint-detail"),
     path("llm/endpoints/<int:pk>/test/", apis.EndpointTestApi.as_view(), name="api-llm-endpoint-test"),
     path("llm/calls/", apis.CallListApi.as_view(), name="api-llm-call-list"),
-    path("llm/experiments/<int:pk>/costs/", apis.ExperimentCostApi.as_view(), name="api-llm-experiment-costs"),
     path("llm/prompts/", apis.PromptListApi.as_view(), name="api-llm-prompt-list"),
     path("llm/prompts/<slug:template_id>/v<int:version>/", apis.PromptDetailApi.as_view(), name="api-llm-prompt"),
 ]

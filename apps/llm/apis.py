@@ -9,7 +9,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.permissions import IsOperator, IsViewer
-from apps.llm import selectors
 from apps.llm.models import LLMCall, LLMCallUse, LLMEndpoint
 from apps.llm.serializers import CallSerializer, EndpointSerializer
 from apps.llm.services import ENDPOINT_FIELDS, llm_endpoint_create, llm_endpoint_test, llm_endpoint_update
@@ -88,55 +87,6 @@ class CallListApi(generics.ListAPIView):
             if params.get(name):
                 qs = qs.filter(**{name: params[name]})
         return qs
-
-
-class ExperimentCostApi(APIView):
-    """Spend per round and stage, the budget, and the estimate for calls still queued."""
-
-    @extend_schema(responses={200: dict})
-    def get(self, request, pk: int):
-        experiment = selectors.llm_experiment(pk)
-        if experiment is None:
-            raise NotFound("The LLM gateway has no calls for this experiment.")
-        budget = selectors.experiment_budget_status(experiment_id=pk)
-        estimates = [
-            {
-                "endpoint": e["endpoint"].name,
-                "purpose": e["purpose"],
-                "calls": e["estimate"].calls,
-                "prompt_tokens": e["estimate"].prompt_tokens,
-                "expected_cost": str(e["estimate"].expected_cost),
-                "max_cost": str(e["estimate"].max_cost),
-                "max_tokens": e["estimate"].max_tokens,
-                "counted_by": e["estimate"].method,
-                "replies_estimated_from": e["estimate"].completion_basis,
-            }
-            for e in selectors.estimate_pending(experiment_id=pk)
-        ]
-
-        def rows(items):
-            return [{**row, "cost": str(row["cost"]), "saved": str(row["saved"])} for row in items]
-
-        return Response(
-            {
-                "experiment": pk,
-                "status": experiment["status"],
-                "status_reason": experiment["status_reason"],
-                "total": rows([selectors.cost_rollup_experiment(experiment_id=pk)])[0],
-                "by_round": rows(selectors.cost_rollup_by_round(experiment_id=pk)),
-                "by_stage": rows(selectors.cost_rollup_by_stage(experiment_id=pk)),
-                "budget": {
-                    "usd": str(budget.budget_usd) if budget.budget_usd is not None else None,
-                    "tokens": budget.budget_tokens,
-                    "spent_usd": str(budget.spent.usd),
-                    "spent_tokens": budget.spent.tokens,
-                    "saved_usd": str(selectors.experiment_saved(experiment_id=pk).usd),
-                    "queued_expected_usd": str(budget.pending_expected_usd),
-                    "queued_max_usd": str(budget.pending_max_usd),
-                },
-                "estimates": estimates,
-            }
-        )
 
 
 class PromptListApi(APIView):

@@ -340,12 +340,14 @@ class BudgetStatus:
         return self.spent.tokens / self.budget_tokens if self.budget_tokens else None
 
 
-def experiment_budget_status(*, experiment_id: int) -> BudgetStatus:
+def experiment_budget_status(
+    *, experiment_id: int, budget_usd: Decimal | None, budget_tokens: int | None
+) -> BudgetStatus:
+    """Spend and queued cost against the budget the experiments app holds for this experiment."""
     pending = estimate_pending(experiment_id=experiment_id)
-    experiment = llm_experiment(experiment_id) or {}
     return BudgetStatus(
-        budget_usd=experiment.get("budget_usd"),
-        budget_tokens=experiment.get("budget_tokens"),
+        budget_usd=budget_usd,
+        budget_tokens=budget_tokens,
         spent=experiment_spend(experiment_id=experiment_id),
         pending_expected_usd=sum((p["estimate"].expected_cost for p in pending), Decimal(0)),
         pending_max_usd=sum((p["estimate"].max_cost for p in pending), Decimal(0)),

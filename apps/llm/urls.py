@@ -12,5 +12,4 @@ urlpatterns = [
     path("prompts/", views.prompt_list, name="prompts"),
     path("prompts/<slug:template_id>/v<int:version>/", views.prompt_detail, name="prompt"),
     path("costs/", views.cost_overview, name="costs"),
-    path("costs/experiments/<int:pk>/", views.cost_experiment, name="experiment-costs"),
 ]

@@ -108,23 +108,3 @@ def cost_overview(request):
         "llm/cost_overview.html",
         {"ledger": selectors.ledger_totals(), "rows": selectors.cost_rollup_experiments()},
     )
-
-
-@role_required(Role.VIEWER)
-def cost_experiment(request, pk: int):
-    experiment = selectors.llm_experiment(pk)
-    if experiment is None:
-        raise Http404("The LLM gateway has no calls for this experiment.")
-    return render(
-        request,
-        "llm/cost_experiment.html",
-        {
-            "experiment": experiment,
-            "total": selectors.cost_rollup_experiment(experiment_id=pk),
-            "by_round": selectors.cost_rollup_by_round(experiment_id=pk),
-            "by_stage": selectors.cost_rollup_by_stage(experiment_id=pk),
-            "budget": selectors.experiment_budget_status(experiment_id=pk),
-            "estimates": selectors.estimate_pending(experiment_id=pk),
-            "problems": selectors.call_problems(experiment_id=pk, limit=50),
-        },
-    )

@@ -132,7 +132,9 @@ def test_a_stage_is_estimated_before_it_starts(llm_server):
     assert est.max_cost == (est.prompt_tokens * Decimal(1000) + 960 * Decimal(3000)) / 1_000_000
     assert est.expected_cost < est.max_cost and est.completion_basis == "half the limit"
     assert est.method in ("approximation",) or est.method.startswith("tiktoken:")
-    status = experiment_budget_status(experiment_id=experiment.pk)
+    status = experiment_budget_status(
+        experiment_id=experiment.pk, budget_usd=experiment.budget_usd, budget_tokens=experiment.budget_tokens
+    )
     assert status.pending_max_usd == est.max_cost and status.spent.usd == 0
 
     drain(endpoint)  # now there is history: later estimates use the mean reply length seen

@@ -120,7 +120,7 @@ def test_cost_pages_show_stages_budget_and_estimates(llm_server, client_for):
     )
     viewer = client_for(Role.VIEWER)
     assert "costly" in viewer.get(reverse("llm:costs")).content.decode()
-    page = viewer.get(reverse("llm:experiment-costs", args=[experiment.pk])).content.decode()
+    page = viewer.get(reverse("experiments:costs", args=[experiment.pk])).content.decode()
     assert 'data-testid="by-stage"' in page and ">answer<" in page and ">rewrite<" in page
     assert 'data-testid="estimates"' in page and "of $50" in page
 
@@ -168,7 +168,7 @@ def test_the_api_exposes_the_ledger_costs_and_templates(llm_server, api_for):
     calls = api.get(f"/api/v1/llm/calls/?experiment={experiment.pk}&status=ok").json()
     assert len(calls["results"]) == 3 and calls["results"][0]["uses"][0]["stage"] == "answer"
     assert calls["results"][0]["uses"][0]["experiment"] == experiment.pk
-    costs = api.get(f"/api/v1/llm/experiments/{experiment.pk}/costs/").json()
+    costs = api.get(f"/api/v1/experiments/{experiment.pk}/costs/").json()
     assert costs["total"]["calls"] == 3 and costs["by_stage"][0]["stage"] == "answer"
     assert float(costs["total"]["cost"]) > 0 and costs["budget"]["usd"] is None
     templates = api.get("/api/v1/llm/prompts/").json()

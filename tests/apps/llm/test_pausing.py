@@ -23,14 +23,14 @@ def _everything_readable(client, api, experiment, endpoint) -> str:
     for url in (
         reverse("llm:endpoints"),
         reverse("llm:endpoint", args=[endpoint.pk]),
-        reverse("llm:experiment-costs", args=[experiment.pk]),
+        reverse("experiments:costs", args=[experiment.pk]),
         reverse("llm:costs"),
     ):
         texts.append(client.get(url).content.decode())
     for url in (
         "/api/v1/llm/calls/",
         f"/api/v1/llm/endpoints/{endpoint.pk}/",
-        f"/api/v1/llm/experiments/{experiment.pk}/costs/",
+        f"/api/v1/experiments/{experiment.pk}/costs/",
     ):
         texts.append(api.get(url).content.decode())
     return "\n".join(texts)
