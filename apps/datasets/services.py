@@ -11,6 +11,7 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
+from apps.core.enqueue import send, send_on_commit
 from apps.core.errors import RetortError
 from apps.core.heartbeat import heartbeat_age_s, heartbeat_clear, heartbeat_touch, worker_identity
 from apps.core.roles import Role, require_role
@@ -19,6 +20,7 @@ from apps.datasets.importing import ImportFailed, dataset_import_file
 from apps.datasets.models import ImportJob
 
 HEARTBEAT_KIND = "import"
+RUN_IMPORT_TASK = "apps.datasets.tasks.run_import_job"  # sent by name: the tasks module imports this one
 
 
 def _upload_dir() -> Path:
@@ -59,9 +61,7 @@ def import_job_create(
         raise RetortError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
     with transaction.atomic():
         job.save()
-        from apps.datasets.tasks import run_import_job
-
-        run_import_job.delay_on_commit(job.pk)
+        send_on_commit(RUN_IMPORT_TASK, job.pk)
     return job
 
 
@@ -131,8 +131,6 @@ def _requeue_if_abandoned(job_id: int, cutoff) -> bool:
     """Re-queue a running job whose worker is gone. A live worker holds the job's row lock until its
     import commits (see import_job_run), so a row we can lock is one nobody is working on; one we cannot
     is alive, even when its heartbeat has vanished from the cache (a restart, an eviction)."""
-    from apps.datasets.tasks import run_import_job
-
     with transaction.atomic():
         job = (
             ImportJob.objects.select_for_update(skip_locked=True)
@@ -143,7 +141,7 @@ def _requeue_if_abandoned(job_id: int, cutoff) -> bool:
             return False
         job.status = ImportJob.Status.QUEUED
         job.save(update_fields=["status", "updated_at"])
-        run_import_job.delay_on_commit(job_id)
+        send_on_commit(RUN_IMPORT_TASK, job_id)
     return True
 
 
@@ -151,8 +149,6 @@ def import_job_recover_stale(*, stale_after_s: float) -> list[int]:
     """Queue again the jobs a dead worker left: running ones whose lock is free (their worker is gone),
     and queued ones whose task message was lost (re-sending is harmless: only one delivery can claim the
     job). A fresh heartbeat in the cache spares the lock test; a missing one proves nothing."""
-    from apps.datasets.tasks import run_import_job
-
     cutoff = timezone.now() - timedelta(seconds=stale_after_s)
     requeued = []
     for job_id in ImportJob.objects.filter(status=ImportJob.Status.RUNNING).values_list("pk", flat=True):
@@ -172,6 +168,6 @@ def import_job_recover_stale(*, stale_after_s: float) -> list[int]:
     # Stamped so that a job waiting behind a long queue is re-sent once per stale period, not every sweep.
     ImportJob.objects.filter(pk__in=waiting).update(updated_at=timezone.now())
     for job_id in waiting:
-        run_import_job.delay(job_id)
+        send(RUN_IMPORT_TASK, job_id)
         requeued.append(job_id)
     return requeued

@@ -175,13 +175,23 @@ def test_dataset_browsing_pages_by_cursor_and_filters(client_for):
 
 
 def test_a_queued_job_whose_message_was_lost_is_sent_again_once_per_period(tmp_path, monkeypatch):
-    from apps.datasets import tasks
-
     sent = []
-    monkeypatch.setattr(tasks.run_import_job, "delay", sent.append)
+    _record_sends(monkeypatch, sent)
     job = _queued_job(tmp_path)
     ImportJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
 
     assert import_job_recover_stale(stale_after_s=60) == [job.pk]
     assert import_job_recover_stale(stale_after_s=60) == []
     assert sent == [job.pk]
+
+
+def _record_sends(monkeypatch, sent: list) -> None:
+    """Catch the import tasks the services send (by name, now or on commit) instead of queueing them."""
+    from apps.datasets import services
+
+    def record(name, job_id):
+        assert name == services.RUN_IMPORT_TASK
+        sent.append(job_id)
+
+    monkeypatch.setattr(services, "send", record)
+    monkeypatch.setattr(services, "send_on_commit", record)

@@ -31,8 +31,7 @@ def test_a_live_import_whose_heartbeat_the_cache_lost_is_not_queued_twice(tmp_pa
 
     monkeypatch.setattr(services, "heartbeat_touch", touch_then_hold)
     sent = []
-    monkeypatch.setattr("apps.datasets.tasks.run_import_job.delay", sent.append)
-    monkeypatch.setattr("apps.datasets.tasks.run_import_job.delay_on_commit", sent.append)
+    _record_sends(monkeypatch, sent)
     results = []
 
     def worker():
@@ -66,7 +65,7 @@ def test_a_running_job_whose_worker_is_gone_is_queued_again(tmp_path, monkeypatc
     from django.utils import timezone
 
     sent = []
-    monkeypatch.setattr("apps.datasets.tasks.run_import_job.delay_on_commit", sent.append)
+    _record_sends(monkeypatch, sent)
     job = ImportJob.objects.create(
         dataset_name="x",
         source_path=str(tmp_path / "x"),
@@ -76,3 +75,15 @@ def test_a_running_job_whose_worker_is_gone_is_queued_again(tmp_path, monkeypatc
     assert import_job_recover_stale(stale_after_s=60) == [job.pk] and sent == [job.pk]
     job.refresh_from_db()
     assert job.status == ImportJob.Status.QUEUED
+
+
+def _record_sends(monkeypatch, sent: list) -> None:
+    """Catch the import tasks the services send (by name, now or on commit) instead of queueing them."""
+    from apps.datasets import services
+
+    def record(name, job_id):
+        assert name == services.RUN_IMPORT_TASK
+        sent.append(job_id)
+
+    monkeypatch.setattr(services, "send", record)
+    monkeypatch.setattr(services, "send_on_commit", record)
