@@ -1,5 +1,6 @@
 """Writes for datasets: import jobs (uploads run on a worker) built on `dataset_import_file`."""
 
+import logging
 import shutil
 import uuid
 from datetime import timedelta
@@ -20,6 +21,7 @@ from apps.datasets.importing import ImportFailed, dataset_import_file
 from apps.datasets.models import ImportJob
 
 HEARTBEAT_KIND = "import"
+logger = logging.getLogger(__name__)
 RUN_IMPORT_TASK = "apps.datasets.tasks.run_import_job"  # sent by name: the tasks module imports this one
 
 
@@ -158,9 +160,10 @@ def import_job_recover_stale(*, stale_after_s: float) -> list[int]:
         try:
             if _requeue_if_abandoned(job_id, cutoff):
                 requeued.append(job_id)
-        except OperationalError:
+        except OperationalError as exc:
             # SQLite has one write lock for the whole file: a live import holds it until it commits, and
             # waiting for it timed out. The job is alive; the next sweep looks again.
+            logger.info("Import job %s looks alive (the database is busy: %s); checking again later", job_id, exc)
             break
     waiting = list(
         ImportJob.objects.filter(status=ImportJob.Status.QUEUED, updated_at__lt=cutoff).values_list("pk", flat=True)

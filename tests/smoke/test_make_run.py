@@ -1,6 +1,7 @@
 """`make run`'s script on a fresh var/ folder: it comes up, serves the login page, logs the worker to
 var/log/worker.log, and stops on Ctrl-C with status 0 and nothing left running, every time."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -21,6 +22,14 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _kill_leftovers(var_dir: Path) -> None:
+    """After a failed check: the servers live in sessions of their own, so killing the script's group
+    alone would leave them running."""
+    for line in _processes_of_the_run(var_dir):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
 
 
 def _processes_of_the_run(var_dir: Path) -> list[str]:
@@ -91,10 +100,13 @@ def test_run_script_starts_and_stops_cleanly_every_time(tmp_path):
             rest, _ = proc.communicate(timeout=60)
             assert proc.returncode == 0, rest  # so `make run` ends without "Error"
             assert "Stopped." in rest
-        finally:
+        except BaseException:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
+            _kill_leftovers(tmp_path)
+            raise
         survivors = _processes_of_the_run(tmp_path)
+        _kill_leftovers(tmp_path)
         assert survivors == [], survivors
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
