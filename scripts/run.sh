@@ -53,6 +53,9 @@ on_exit() {
 trap on_signal INT TERM
 trap on_exit EXIT
 
+# A person using Retort meets its own styled error pages, not Django's debug pages: serve with DEBUG off
+# unless asked (DEBUG=1 make run). Static files then come from collectstatic through WhiteNoise.
+export DEBUG="${DEBUG:-0}"
 $PY manage.py check_services
 $PY manage.py migrate --noinput -v 0
 $PY manage.py ensure_admin
