@@ -20,7 +20,7 @@ def test_home_is_the_landing_page_of_the_console_app(client_for):
     assert reverse("home") == "/"
     response = client_for(Role.VIEWER).get("/")
     assert response.status_code == 200
-    assert [t.name for t in response.templates][0] == "console/home.html"
+    assert response.templates[0].name == "console/home.html"
     assert "None yet." in _recent_imports(response.content.decode())
 
 
