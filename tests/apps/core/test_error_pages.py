@@ -100,6 +100,8 @@ def test_404_400_and_500_pages_are_styled(client_for):
 
 
 def test_the_login_page_shows_the_mode_but_no_paths(client, settings):
+    # The suite runs in either mode (CI: production); the page must hide the embedded mode's paths.
+    settings.RUN_MODE = RunMode("embedded", f"SQLite file {settings.VAR_DIR}/retort.sqlite3", "filesystem broker")
     body = client.get("/accounts/login/").content.decode()
     assert 'data-testid="run-mode">embedded mode<' in body
     assert str(settings.VAR_DIR) not in body and "SQLite file" not in body and "broker" not in body
