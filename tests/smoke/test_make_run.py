@@ -3,6 +3,7 @@ var/log/worker.log, and stops on Ctrl-C with status 0 and nothing left running, 
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -89,6 +90,11 @@ def test_run_script_starts_and_stops_cleanly_every_time(tmp_path):
                 page = response.read().decode()
             assert response.status == 200 and "Log in to Retort" in page and "embedded mode" in page
             assert str(tmp_path) not in page  # the topology is for staff, not the public login page
+            # make run serves with DEBUG off, so static files come hashed from collectstatic via WhiteNoise.
+            css = re.search(r'href="(/static/[^"]+\.css)"', page).group(1)
+            assert css != "/static/css/retort.css", "expected the hashed name of a collected file"
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{css}", timeout=10) as response:
+                assert response.status == 200 and b"--accent" in response.read()
             # The worker has logged its start-up into its own log, not into the terminal.
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and worker_log.stat().st_size == log_size_before:
