@@ -197,3 +197,40 @@ def test_the_generators_pick_is_answered_by_the_teacher_and_judged_offline():
     drain(judge)
     call.refresh_from_db()
     assert call.status == "ok" and call.parsed["assistant_1"] == 10 and call.parsed["assistant_2"] < 5
+
+
+CONFIGS = DEMO_DIR.parent / "configs"
+DEMO_CONFIGS = ("lion", "tapir", "step_by_step", "mos")
+
+
+@pytest.mark.parametrize("recipe", DEMO_CONFIGS)
+def test_each_demo_config_parses_and_resolves_against_the_demo_datasets(recipe):
+    from apps.experiments.config import parse_config, resolve_config
+
+    path = CONFIGS / "demo" / f"{recipe}.yaml"
+    config = parse_config(path.read_text(encoding="utf-8"), filename=str(path))
+    assert config.recipe == recipe and config.seed == 1234
+    assert config.student["model"] == "builtin:tiny" and config.student["finetune"] == "full"
+    assert config.params["rounds"] == (2 if recipe in ("lion", "tapir") else 1)
+    named = {ref.name for ref in config.datasets} | {
+        ref.inline["offline_dataset"]
+        for ref in config.endpoints.values()
+        if ref.inline and "offline_dataset" in ref.inline
+    }
+    assert named <= {demo.name for demo in DEMO_DATASETS}, named
+    assert all(ref.is_offline for ref in config.endpoints.values())  # no key, no network
+    demo_datasets_load()
+    resolved = resolve_config(config)
+    assert [d.name for d, _ in resolved.datasets["eval"]] == [config.datasets_with_role("eval")[0].name]
+
+
+def test_the_real_endpoint_example_in_the_configs_readme_parses():
+    import re
+
+    from apps.experiments.config import parse_config
+
+    text = (CONFIGS / "README.md").read_text(encoding="utf-8")
+    [example] = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    config = parse_config(example)
+    assert config.endpoints["teacher"].inline["base_url"] == "https://api.openai.com/v1"
+    assert not any(ref.is_offline for ref in config.endpoints.values())
