@@ -4,7 +4,7 @@ from apps.datasets.demo import demo_datasets_load
 
 
 class Command(BaseCommand):
-    help = "Import the demo datasets shipped in demo_data/ (skips those already present)."
+    help = "Import the demo datasets in demo_data/ that configs/demo uses (skips those already present)."
 
     def handle(self, **options):
         reports = demo_datasets_load()
