@@ -23,7 +23,18 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _walk(node: yaml.Node, path: Path, marks: dict[Path, int], problems: Problems) -> None:
+MAX_BYTES = 1_000_000
+MAX_NODES = 100_000  # with aliases expanded: a "billion laughs" document stops here, not in memory
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _walk(node: yaml.Node, path: Path, marks: dict[Path, int], problems: Problems, budget: list[int]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -36,11 +47,11 @@ def _walk(node: yaml.Node, path: Path, marks: dict[Path, int], problems: Problem
                 continue
             seen.add(key)
             marks[where] = key_node.start_mark.line + 1
-            _walk(value_node, where, marks, problems)
+            _walk(value_node, where, marks, problems, budget)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             marks[(*path, index)] = item.start_mark.line + 1
-            _walk(item, (*path, index), marks, problems)
+            _walk(item, (*path, index), marks, problems, budget)
 
 
 def _syntax_problem(error: yaml.YAMLError) -> str:
@@ -59,6 +70,10 @@ def load_text(source: str | bytes, *, filename: str = "") -> tuple[Any, dict[Pat
             source = source.decode("utf-8")
         except UnicodeDecodeError as error:
             raise ConfigError([(where, f"not UTF-8 text (byte {error.start})")], filename=filename) from None
+    if len(source) > MAX_BYTES:
+        raise ConfigError(
+            [(where, f"{len(source):,} characters; a config has at most {MAX_BYTES:,}")], filename=filename
+        )
     if filename.lower().endswith(".json"):
         try:
             data = json.loads(source)
@@ -78,6 +93,11 @@ def load_text(source: str | bytes, *, filename: str = "") -> tuple[Any, dict[Pat
     finally:
         loader.dispose()
     if node is not None:
-        _walk(node, (), marks, problems)
+        try:
+            _walk(node, (), marks, problems, [MAX_NODES])
+        except _TooLarge:
+            raise ConfigError(
+                [(where, f"more than {MAX_NODES:,} values (aliases expanded)")], filename=filename
+            ) from None
     problems.raise_if_any()
     return (data if filename.lower().endswith(".json") else yaml_data), marks

@@ -106,8 +106,8 @@ STEP_BY_STEP: dict[str, Field] = {
 
 MOS: dict[str, Field] = {
     **_common(_rounds(1)),
-    "reward": Field("choice", algo=(MoSConfig, "reward"), choices=("cossim", "diff"), source="paper"),
-    "smooth": Field("bool", algo=(MoSConfig, "smooth"), source="paper"),
+    "reward": Field("choice", algo=(MoSConfig, "reward"), choices=("cossim", "diff")),
+    "smooth": Field("bool", algo=(MoSConfig, "smooth")),
     "beta": Field("float", algo=(MoSConfig, "beta"), source="paper"),
     "update_every": Field("int", algo=(MoSConfig, "update_every"), high=1_000_000, source="paper"),
     "learning_rate": Field("float", algo=(MoSConfig, "learning_rate"), source="paper"),

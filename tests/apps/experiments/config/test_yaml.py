@@ -112,3 +112,18 @@ def test_without_a_filename_the_document_is_called_config():
         parse_config("[1, 2]")
     assert caught.value.problems[0][0] == "config"
     assert str(caught.value).startswith("config: expected a mapping")
+
+
+def test_anchors_work_and_an_alias_bomb_is_refused_quickly():
+    text = LION_YAML.replace("  rounds: 2\n", "  rounds: &two 2\n  eval: {max_items: *two}\n")
+    assert parse_config(text).params["eval"] == {"max_items": 2}
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for level in "bcdefghij":
+        previous = chr(ord(level) - 1)
+        bomb += f"{level}: &{level} [{', '.join(['*' + previous] * 10)}]\n"
+    problems = problems_of(bomb, filename="bomb.yaml")
+    assert problems == {"bomb.yaml": "more than 100,000 values (aliases expanded)"}
+
+
+def test_an_oversized_document_is_refused():
+    assert "a config has at most 1,000,000" in problems_of("#" * 1_000_001, filename="big.yaml")["big.yaml"]
