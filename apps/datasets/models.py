@@ -12,6 +12,11 @@ class Dataset(TimeStampedModel):
     # Kept by the import service in the same transaction as the rows, so a list of datasets never has
     # to count millions of instructions.
     size = models.PositiveBigIntegerField(default=0)
+    # Instructions an experiment generated live in a dataset it owns, never in a shared seed dataset
+    # (where they would become other experiments' seeds); pickers and lists leave owned datasets out.
+    owner_experiment = models.ForeignKey(
+        "experiments.Experiment", null=True, blank=True, on_delete=models.CASCADE, related_name="owned_datasets"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:

@@ -7,8 +7,11 @@ from apps.datasets.models import Dataset, ImportJob, Instruction
 from apps.datasets.services import HEARTBEAT_KIND
 
 
-def dataset_list() -> QuerySet[Dataset]:
-    return Dataset.objects.all()
+def dataset_list(*, include_owned: bool = False) -> QuerySet[Dataset]:
+    """Datasets people pick from: imported ones. What an experiment generated (an owned dataset) only
+    with include_owned."""
+    qs = Dataset.objects.all()
+    return qs if include_owned else qs.filter(owner_experiment__isnull=True)
 
 
 def dataset_categories(dataset: Dataset) -> list[str]:

@@ -1,12 +1,12 @@
 from django.contrib import admin
 
-from apps.experiments.models import Experiment, Round
+from apps.experiments.models import Experiment, Round, StageRun
 
 
 class RoundInline(admin.TabularInline):
     model = Round
     extra = 0
-    fields = ["index", "stage", "status", "params", "training_set_hash"]
+    fields = ["index", "status", "params", "training_set_hash"]
     readonly_fields = ["training_set_hash"]
 
 
@@ -20,7 +20,14 @@ class ExperimentAdmin(admin.ModelAdmin):
 
 @admin.register(Round)
 class RoundAdmin(admin.ModelAdmin):
-    list_display = ["experiment", "index", "stage", "status", "approved_by", "created_at"]
-    list_filter = ["status", "stage"]
+    list_display = ["experiment", "index", "status", "approved_by", "created_at"]
+    list_filter = ["status"]
     search_fields = ["experiment__name"]
     readonly_fields = ["training_set_hash", "metrics", "approved_at", "finished_at"]
+
+
+@admin.register(StageRun)
+class StageRunAdmin(admin.ModelAdmin):
+    list_display = ["round", "position", "name", "kind", "status", "phase", "done", "total", "failed", "cost"]
+    list_filter = ["status", "kind"]
+    readonly_fields = ["cursor", "state", "attempts", "owner", "lease_expires_at", "started_at", "finished_at"]

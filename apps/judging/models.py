@@ -20,6 +20,12 @@ class Response(models.Model):
     model = models.CharField(max_length=200)
     endpoint = models.ForeignKey("llm.LLMEndpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     llm_call = models.ForeignKey("llm.LLMCall", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    stage = models.CharField(max_length=32, blank=True, help_text="The stage run that asked for it.")
+    checkpoint = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="The student checkpoint (artifact sha256) that wrote it; blank for an endpoint.",
+    )
     text = models.TextField()
     parsed_label = models.CharField(max_length=500, blank=True)
     rationale = models.TextField(blank=True)
@@ -55,13 +61,19 @@ class Response(models.Model):
 class Judgment(models.Model):
     """The referee's comparison of the teacher's and the student's answers, asked in both orders."""
 
+    class Kind(models.TextChoices):
+        DISCRIMINATION = "discrimination", "discrimination (hard or easy)"
+        EVALUATION = "evaluation", "evaluation (win rate)"
+
     class Verdict(models.TextChoices):
+        PENDING = "pending", "not decided yet"
         HARD = "hard", "hard"
         EASY = "easy", "easy"
         INVALID = "invalid", "invalid"
 
     instruction = models.ForeignKey("datasets.Instruction", on_delete=models.CASCADE, related_name="judgments")
     round = models.ForeignKey("experiments.Round", on_delete=models.CASCADE, related_name="judgments")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.DISCRIMINATION)
     teacher_response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     student_response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     judge_model = models.CharField(max_length=200)
@@ -69,6 +81,12 @@ class Judgment(models.Model):
     template_id = models.CharField(max_length=64, blank=True)
     template_version = models.PositiveIntegerField(null=True, blank=True)
     # Order A: teacher shown first. Order B: student shown first.
+    call_teacher_first = models.ForeignKey(
+        "llm.LLMCall", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    call_student_first = models.ForeignKey(
+        "llm.LLMCall", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     raw_teacher_first = models.TextField(blank=True)
     raw_student_first = models.TextField(blank=True)
     teacher_first_teacher_score = models.FloatField(null=True, blank=True)
@@ -78,13 +96,16 @@ class Judgment(models.Model):
     teacher_score = models.FloatField(null=True, blank=True)
     student_score = models.FloatField(null=True, blank=True)
     gap = models.FloatField(null=True, blank=True, help_text="teacher score − student score")
-    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    verdict = models.CharField(max_length=8, choices=Verdict.choices, default=Verdict.PENDING)
     contested = models.BooleanField(default=False, help_text="The two orders disagree on which answer is better.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["round", "instruction"], name="judgment_once_per_round")]
+        constraints = [
+            # Discrimination and evaluation judge the same instruction in one round without colliding.
+            models.UniqueConstraint(fields=["round", "instruction", "kind"], name="judgment_once_per_round_kind")
+        ]
         indexes = [
             models.Index(fields=["round", "verdict"], name="judgment_round_verdict"),
             models.Index(fields=["round", "-gap"], name="judgment_round_gap"),

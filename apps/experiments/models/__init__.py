@@ -1,0 +1,17 @@
+"""The experiments app's models: the engine's rows (core) and what experiments make (data)."""
+
+from apps.experiments.models.core import Experiment, ExperimentDataset, Round, StageRun
+from apps.experiments.models.data import Lineage, PoolMember, SeedSelection, Snapshot, SnapshotItem, TaskLabel
+
+__all__ = [
+    "Experiment",
+    "ExperimentDataset",
+    "Lineage",
+    "PoolMember",
+    "Round",
+    "SeedSelection",
+    "Snapshot",
+    "SnapshotItem",
+    "StageRun",
+    "TaskLabel",
+]
