@@ -16,10 +16,20 @@ from django.utils.module_loading import import_string
 logger = logging.getLogger(__name__)
 
 
+# Jobs that run for hours outside any one transaction (gpu jobs) show life by a heartbeat column instead of
+# a row lock; their recoverers re-queue the ones whose heartbeat went stale. Named here, beside the setting,
+# so that the sweep always covers them.
+HEARTBEAT_RECOVERERS = [
+    "apps.training.services.training_job_recover_stale",
+    "apps.training.services.generation_job_recover_stale",
+]
+
+
 def stale_work_recover(*, stale_after_s: float | None = None) -> dict[str, list[int]]:
     stale_after_s = settings.RETORT_STALE_AFTER_S if stale_after_s is None else stale_after_s
     requeued = {}
-    for path in settings.RETORT_RECOVERERS:
+    extra = [path for path in HEARTBEAT_RECOVERERS if path not in settings.RETORT_RECOVERERS]
+    for path in [*settings.RETORT_RECOVERERS, *extra]:
         ids = import_string(path)(stale_after_s=stale_after_s)
         if ids:
             logger.warning("Re-queued work left by a dead worker: %s %s", path, ids)

@@ -1,0 +1,60 @@
+"""Rounds with a frozen snapshot, a stand-in trainer, and the tasks the training services send."""
+
+import json
+
+import pytest
+from django.db import transaction
+
+from apps.experiments.models import Experiment, Round, Snapshot
+from apps.training import lifecycle, services
+from tests.factories import DatasetFactory
+
+FAKE = "tests.apps.training.fake_trainer"
+
+
+@pytest.fixture
+def fake_trainer(settings, tmp_path):
+    """The gpu task runs the stand-in trainer, fast beats, a short cancel grace, jobs under tmp_path."""
+    settings.RETORT_TRAINER_MODULE = FAKE
+    settings.RETORT_GENERATOR_MODULE = FAKE
+    settings.RETORT_TRAINING_ROOT = tmp_path / "training"
+    settings.RETORT_TRAINING_HEARTBEAT_S = 0.1
+    settings.RETORT_TRAINING_CANCEL_GRACE_S = 2.0
+    return settings
+
+
+_rounds = iter(range(1, 10**6))
+
+
+def make_round(tmp_path, n_items: int = 3):
+    """A round whose snapshot is frozen, and the snapshot's training data as a JSONL file."""
+    n = next(_rounds)
+    experiment = Experiment.objects.create(name=f"exp-{n}", recipe="lion", dataset=DatasetFactory())
+    round_ = Round.objects.create(experiment=experiment, index=1)
+    snapshot = Snapshot.objects.create(round=round_, hash=f"{n:064x}", size=n_items)
+    data = tmp_path / f"snapshot-{n}.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "target": f"a{i}"}) + "\n" for i in range(n_items)))
+    return round_, snapshot, str(data)
+
+
+@pytest.fixture
+def training_round(tmp_path):
+    return make_round(tmp_path)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The task messages the training app sends, as (task name, job id), recorded instead of queued (the
+    on-commit ones only when their transaction commits, as for real)."""
+    messages = []
+
+    def now(name, *args):
+        messages.append((name, *args))
+
+    def on_commit(name, *args):
+        transaction.on_commit(lambda: messages.append((name, *args)))
+
+    for module in (services, lifecycle):
+        monkeypatch.setattr(module, "send_on_commit", on_commit)
+    monkeypatch.setattr(services, "send", now)
+    return messages
