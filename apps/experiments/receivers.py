@@ -1,8 +1,9 @@
-"""Signals from lower apps that change an experiment's state (connected in apps.py)."""
+"""Signals from lower apps that change an experiment's state or wake its engine (connected in apps.py)."""
 
 import logging
 
 from apps.experiments.services import ExperimentTransitionError, experiment_hold
+from apps.experiments.wake import wake
 
 log = logging.getLogger(__name__)
 
@@ -14,3 +15,18 @@ def on_hold_requested(sender, *, experiment_id: int, reason: str, **kwargs) -> N
     except ExperimentTransitionError as exc:
         # An ended experiment stays ended; the gateway's hold keeps its leftover calls unsent.
         log.info("Hold not applied to experiment %s: %s", experiment_id, exc)
+
+
+def on_calls_settled(sender, *, experiment_ids, **kwargs) -> None:
+    """Calls that experiments asked for have settled: their stages may collect (sent after commit)."""
+    for experiment_id in sorted(set(experiment_ids)):
+        wake(experiment_id)
+
+
+def on_job_finished(sender, *, round_id: int, **kwargs) -> None:
+    """A training or generation job of a round ended: its train or answer stage moves on."""
+    from apps.experiments.models import Round
+
+    experiment_id = Round.objects.filter(pk=round_id).values_list("experiment_id", flat=True).first()
+    if experiment_id is not None:
+        wake(experiment_id)

@@ -17,6 +17,7 @@ from apps.llm.models import LLMCall, LLMCallUse, LLMEndpoint
 from apps.llm.recording import Outcome, write_outcomes
 from apps.llm.selectors import held_experiments
 from apps.llm.services import llm_endpoint_record_error, llm_holds_place, llm_invalid_replies_to_review
+from apps.llm.signals import llm_calls_settled
 from workers.llm.contracts import check_reply, max_resamples
 from workers.llm.requests import PreparedRequest
 from workers.llm.types import FAILED, FATAL, OK, CallResult, EndpointConfig
@@ -143,6 +144,17 @@ class Heartbeat:
         return lease_renew(endpoint_id=self.endpoint_id, owner=self.owner, ttl_s=self.ttl_s)
 
 
+def _settled_on_commit(call_ids: list[int]) -> None:
+    """Tell the experiments these calls serve that they settled, once the outcomes are committed."""
+    if not call_ids:
+        return
+    experiments = sorted(
+        set(LLMCallUse.objects.filter(call_id__in=call_ids).values_list("experiment_id", flat=True).distinct())
+    )
+    if experiments:
+        transaction.on_commit(lambda: llm_calls_settled.send(sender=Recorder, experiment_ids=experiments))
+
+
 class Recorder:
     """Turns client results into ledger rows: checks each reply against its contract, asks for fresh
     samples of unparsable replies (then sends the last one to people), marks who paid, holds what must
@@ -212,6 +224,7 @@ class Recorder:
             for experiment_id, reason in holds.items():
                 llm_holds_place(experiment_ids=[experiment_id], reason=reason)
             self.summary.paused.update(holds)
+            _settled_on_commit([o.call_id for o in outcomes if o.finished])
         if stop:
             self.stop_endpoint(stop)
         return stop

@@ -9,6 +9,7 @@ from config.celery import QUEUES, app, route_by_module
 EXPECTED_QUEUE = {
     "apps.core.tasks.recover_stale_work": "default",
     "apps.datasets.tasks.run_import_job": "default",
+    "apps.experiments.tasks.advance_experiment": "default",
     "apps.llm.tasks.process_pending_calls": "llm",
     "apps.llm.tasks.resume_pending_calls": "llm",
     "apps.training.tasks.run_generation_job": "gpu",

@@ -1,0 +1,116 @@
+"""review_gate: open review tasks for all, none or a seeded sample of a stage's results, and hold the round
+until every one is decided (params: gate, review_kind). With the experiment's auto_approve, open tasks are
+accepted at once, so headless runs go on."""
+
+import math
+
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+
+from apps.experiments.models import Lineage
+from apps.experiments.selectors import gate_open_count
+from apps.experiments.stages.base import Context, Outcome, StageKind
+from apps.judging.models import Judgment
+from apps.reviews.models import ReviewTask, ReviewVerdict
+
+AUTO_REVIEWER = "auto-approve"
+DEFAULT_MODE = {"mode": "sample", "fraction": 0.1}
+
+
+def auto_reviewer():
+    """The account auto-approve decisions are recorded under; it cannot log in."""
+    user, created = get_user_model().objects.get_or_create(username=AUTO_REVIEWER, defaults={"is_active": False})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+def sample_size(mode: dict, n: int) -> int:
+    kind = mode.get("mode", "sample")
+    if kind == "all":
+        return n
+    if kind == "none" or n == 0:
+        return 0
+    return min(n, max(1, math.ceil(float(mode.get("fraction", 0.1)) * n)))
+
+
+class ReviewGateStage(StageKind):
+    name = "review_gate"
+
+    def _subjects(self, ctx: Context) -> tuple[type, list[tuple[int, int]]]:
+        """(model, [(subject id, priority)]) in id order."""
+        kind = ctx.run.params["review_kind"]
+        if kind == ReviewTask.Kind.VERDICT:
+            rows = (
+                Judgment.objects.filter(
+                    round=ctx.round, kind=Judgment.Kind.DISCRIMINATION, verdict__in=["hard", "easy"]
+                )
+                .order_by("pk")
+                .values_list("pk", "contested")
+            )
+            return Judgment, [(pk, 2 if contested else 0) for pk, contested in rows]
+        if kind == ReviewTask.Kind.GENERATED:
+            rows = (
+                Lineage.objects.filter(round=ctx.round)
+                .order_by("instruction_id")
+                .values_list("instruction_id", flat=True)
+            )
+            from apps.datasets.models import Instruction
+
+            return Instruction, [(pk, 0) for pk in rows]
+        raise ValueError(f"review_gate cannot review {kind!r} yet")
+
+    def _open(self, ctx: Context) -> None:
+        model, subjects = self._subjects(ctx)
+        mode = ctx.config.get("review", {}).get(ctx.run.params["gate"], DEFAULT_MODE)
+        k = sample_size(mode, len(subjects))
+        if k < len(subjects):
+            chosen = sorted(ctx.rng().choice(len(subjects), size=k, replace=False).tolist())
+            subjects = [subjects[i] for i in chosen]
+        content_type = ContentType.objects.get_for_model(model)
+        tasks = [
+            ReviewTask(
+                kind=ctx.run.params["review_kind"],
+                round=ctx.round,
+                subject_type=content_type,
+                subject_id=pk,
+                priority=priority,
+            )
+            for pk, priority in subjects
+        ]
+        ReviewTask.objects.bulk_create(tasks, batch_size=1000, ignore_conflicts=True)
+        ctx.run.state = {**ctx.run.state, "opened": True, "of": len(self._subjects(ctx)[1])}
+        ctx.run.total = len(tasks)
+
+    def _auto_approve(self, ctx: Context) -> None:
+        reviewer = auto_reviewer()
+        open_tasks = list(
+            ReviewTask.objects.filter(round=ctx.round, kind=ctx.run.params["review_kind"])
+            .exclude(status=ReviewTask.Status.DONE)
+            .values_list("pk", flat=True)
+        )
+        ReviewVerdict.objects.bulk_create(
+            [
+                ReviewVerdict(
+                    task_id=pk,
+                    reviewer=reviewer,
+                    decision=ReviewVerdict.Decision.ACCEPT,
+                    note="accepted by auto-approve",
+                )
+                for pk in open_tasks
+            ],
+            batch_size=1000,
+        )
+        ReviewTask.objects.filter(pk__in=open_tasks).update(status=ReviewTask.Status.DONE)
+
+    def finalize(self, ctx: Context) -> Outcome:
+        if not ctx.run.state.get("opened"):
+            self._open(ctx)
+        if ctx.experiment.auto_approve:
+            self._auto_approve(ctx)
+        left = gate_open_count(round_id=ctx.round.pk, kind=ctx.run.params["review_kind"])
+        ctx.run.done = ctx.run.total - left
+        if left:
+            return Outcome(wait="review", more=False)
+        return Outcome(done=True)
