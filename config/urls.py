@@ -7,6 +7,7 @@ urlpatterns = [
     path("datasets/", include("apps.datasets.urls")),
     path("llm/", include("apps.llm.urls")),
     path("experiments/", include("apps.experiments.urls")),
+    path("training/", include("apps.training.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),

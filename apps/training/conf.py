@@ -2,6 +2,8 @@
 that suit one GPU worker per machine."""
 
 import os
+import shlex
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -19,6 +21,13 @@ def _value(name: str, default):
 def trainer_module() -> str:
     """The module run as `python -m <module> --spec spec.json`; tests point it at a stand-in trainer."""
     return _value("RETORT_TRAINER_MODULE", "workers.training.run")
+
+
+def trainer_launcher() -> list[str]:
+    """What runs the trainer module: this Python by default; for several GPUs of one machine e.g.
+    "accelerate launch --num_processes 4" or "torchrun --nproc_per_node 4" (both take `-m module`)."""
+    launcher = _value("RETORT_TRAINER_LAUNCHER", "")
+    return shlex.split(launcher) if launcher else [sys.executable]
 
 
 def generator_module() -> str:

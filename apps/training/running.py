@@ -149,9 +149,9 @@ def _ended(rc: int | None, *, cancelled: bool, attempts: int, log_path: str, err
     return Outcome(JobStatus.FAILED, rc, f"{prefix}: {error}\n{_last_lines(log_path)}".strip())
 
 
-def _child(module: str, spec_path: Path, log_path: str, lock_fd: int) -> Child:
+def _child(launcher: list[str], module: str, spec_path: Path, log_path: str, lock_fd: int) -> Child:
     return Child(
-        [sys.executable, "-m", module, "--spec", str(spec_path)],
+        [*launcher, "-m", module, "--spec", str(spec_path)],
         log_path=Path(log_path),
         cwd=Path(settings.BASE_DIR),
         keep_fds=(lock_fd,),
@@ -191,7 +191,7 @@ def training_job_run(*, job_id: int) -> TrainingJob | None:
             return state
 
         what = f"training job {job_id} (attempt {attempt})"
-        child = _child(conf.trainer_module(), spec_path, job.log_path, lock)
+        child = _child(conf.trainer_launcher(), conf.trainer_module(), spec_path, job.log_path, lock)
         logger.info("%s: trainer pid %s, log %s", what, child.pid, job.log_path)
         state, cancelled = _supervise(child, beat, what)
         if state is Beat.LOST:
@@ -262,7 +262,7 @@ def generation_job_run(*, job_id: int) -> GenerationJob | None:
         spec_path = folder / "gen.json"
         _write_json(spec_path, _generation_spec(job))
         what = f"generation job {job_id} (attempt {attempt})"
-        child = _child(conf.generator_module(), spec_path, job.log_path, lock)
+        child = _child([sys.executable], conf.generator_module(), spec_path, job.log_path, lock)
         try:
             state, cancelled = _supervise(child, lambda: generation_job_beat(job_id=job_id, attempt=attempt), what)
         except SoftTimeLimitExceeded:
