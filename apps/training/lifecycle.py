@@ -127,7 +127,7 @@ def training_job_finish(*, job_id: int, attempt: int, outcome: Outcome) -> Train
     """Record how an attempt ended; register its artifact; queue it again or tell the engine it ended.
     None when the job was no longer this worker's."""
     with transaction.atomic():
-        job = _owned(TrainingJob, job_id, attempt).select_for_update().select_related("snapshot").first()
+        job = _owned(TrainingJob, job_id, attempt).select_for_update().first()
         if job is None:
             return None
         job.status, job.exit_code, job.error = outcome.status, outcome.exit_code, outcome.error

@@ -1,0 +1,136 @@
+"""Training through real Celery gpu workers: builtin:tiny trained by workers.training.run, a duplicate message
+given to a second worker, and a worker killed mid-run whose job resumes on the next one."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from apps.core.enqueue import send
+from apps.training.lifecycle import RUN_TRAINING_TASK
+from apps.training.models import Artifact, TrainingJob, TrainingMetric
+from apps.training.services import training_job_enqueue
+from tests.apps.training.conftest import FAKE, make_round
+from tests.integration.worker import WorkerProcess, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+PAIRS = [
+    ("Name a primary colour.", "Red is a primary colour."),
+    ("What is two plus two?", "Two plus two is four."),
+    ("Give a synonym of quick.", "Fast."),
+    ("Which planet is closest to the sun?", "Mercury."),
+]
+
+
+@pytest.fixture
+def training_root(settings, tmp_path):
+    settings.RETORT_TRAINING_ROOT = tmp_path / "training"
+    return settings.RETORT_TRAINING_ROOT
+
+
+@pytest.fixture
+def gpu_workers(tmp_path, training_root):
+    started = []
+    cache = Path(os.environ.get("RETORT_VAR_DIR", "var/test")).resolve() / "models"
+
+    def start(**env):
+        env = {"RETORT_TRAINING_HEARTBEAT_S": "0.2", "RETORT_MODEL_CACHE": str(cache), **env}
+        worker = WorkerProcess(tmp_path, queues="gpu", **env).wait_ready()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def _job(job_id) -> TrainingJob:
+    return TrainingJob.objects.get(pk=job_id)
+
+
+def _starts(job) -> list[list[int]]:
+    path = Path(job.output_dir) / "starts.log"
+    return [list(map(int, line.split())) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_gpu_worker_trains_builtin_tiny_and_registers_its_artifact(gpu_workers, tmp_path):
+    worker = gpu_workers()
+    round_, snapshot, _ = make_round(tmp_path)
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p, "target": t, "kind": "sft"}) + "\n" for p, t in PAIRS))
+    spec = {
+        "base_model": "builtin:tiny",
+        "data_path": str(data),
+        "finetune": "full",
+        "max_steps": 4,
+        "batch_size": 2,
+        "max_length": 64,
+        "save_every": 2,
+        "learning_rate": 5e-3,
+        "warmup_ratio": 0.0,
+    }
+    job = training_job_enqueue(round_id=round_.pk, snapshot_id=snapshot.pk, spec=spec)
+    wait_for(lambda: _job(job.pk).is_finished, 300, "the training job to finish", worker)
+    job = _job(job.pk)
+    assert (job.status, job.exit_code, job.attempts, job.steps) == ("succeeded", 0, 1, 4), job.error
+    losses = list(TrainingMetric.objects.filter(job=job, name="loss").order_by("step").values_list("step", flat=True))
+    assert losses == [1, 2, 3, 4]
+    artifact = Artifact.objects.get(training_job=job)
+    files = artifact.metadata["files"]
+    assert artifact.kind == "weights" and any(f["path"].endswith(".safetensors") for f in files)
+    assert artifact.size_bytes == sum(f["bytes"] for f in files) > 0
+    assert (artifact.snapshot_hash, artifact.base_model) == (snapshot.hash, "builtin:tiny")
+    assert Path(artifact.path, "training_spec.json").is_file()
+
+
+def test_a_second_worker_given_the_same_message_starts_no_second_run(gpu_workers, tmp_path):
+    first = gpu_workers(RETORT_TRAINER_MODULE=FAKE)
+    round_, snapshot, data = make_round(tmp_path)
+    spec = {"base_model": "m", "data_path": data, "max_steps": 40, "fake": {"sleep_s": 0.1}}
+    job = training_job_enqueue(round_id=round_.pk, snapshot_id=snapshot.pk, spec=spec)
+    wait_for(lambda: _job(job.pk).steps >= 2, 60, "the first run to make progress", first)
+    second = gpu_workers(RETORT_TRAINER_MODULE=FAKE)
+    send(RUN_TRAINING_TASK, job.pk)  # the message again, as a broker redelivers it
+    wait_for(
+        lambda: "run_training_job" in second.output() and "succeeded in" in second.output(),
+        60,
+        "the second worker to take and drop the duplicate",
+        second,
+    )
+    wait_for(lambda: _job(job.pk).is_finished, 60, "the job to finish", first)
+    job = _job(job.pk)
+    assert (job.status, job.attempts, len(_starts(job))) == ("succeeded", 1, 1)
+    assert TrainingMetric.objects.filter(job=job, name="loss").count() == 40
+
+
+def test_a_worker_killed_mid_run_leaves_a_job_the_next_worker_resumes(gpu_workers, tmp_path):
+    first = gpu_workers(RETORT_TRAINER_MODULE=FAKE)
+    round_, snapshot, data = make_round(tmp_path)
+    spec = {"base_model": "m", "data_path": data, "max_steps": 30, "fake": {"sleep_s": 0.1}}
+    job = training_job_enqueue(round_id=round_.pk, snapshot_id=snapshot.pk, spec=spec)
+    wait_for(lambda: _job(job.pk).steps >= 3, 60, "the first run to make progress", first)
+    trainer_pid = _starts(_job(job.pk))[0][0]
+    first.kill()
+    # The trainer is told by the kernel that its worker died (SIGTERM), checkpoints and exits.
+    wait_for(lambda: not _pid_alive(trainer_pid), 30, "the orphaned trainer to stop")
+    assert _job(job.pk).status == "running"
+    time.sleep(1.5)  # let the dead worker's heartbeat go stale
+    second = gpu_workers(RETORT_TRAINER_MODULE=FAKE, RETORT_STALE_AFTER_S=1)  # recovers stale work as it starts
+    wait_for(lambda: _job(job.pk).is_finished, 60, "the recovered job to finish", second)
+    job = _job(job.pk)
+    assert (job.status, job.attempts, job.steps) == ("succeeded", 2, 30)
+    (_, first_start), (_, resumed_at) = _starts(job)
+    assert first_start == 0 and resumed_at >= 3
+    assert TrainingMetric.objects.filter(job=job, name="loss").count() == 30
+    assert "Re-queued work left by a dead worker" in second.output()
