@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.training.models import Artifact, GenerationJob, TrainingJob
+from apps.training.models import Artifact, GenerationItem, GenerationJob, TrainingJob, TrainingMetric
 
 # Jobs change state only through the services and the gpu task: the admin shows them read-only.
 _JOB_FIELDS = [
@@ -49,3 +49,19 @@ class ArtifactAdmin(admin.ModelAdmin):
     list_filter = ["kind"]
     search_fields = ["path", "sha256", "base_model"]
     readonly_fields = ["sha256", "size_bytes", "snapshot_hash", "spec", "metadata", "created_at"]
+
+
+@admin.register(TrainingMetric)
+class TrainingMetricAdmin(admin.ModelAdmin):
+    list_display = ["job", "step", "name", "value"]
+    list_filter = ["name"]
+    raw_id_fields = ["job"]
+    readonly_fields = ["job", "step", "name", "value"]
+
+
+@admin.register(GenerationItem)
+class GenerationItemAdmin(admin.ModelAdmin):
+    list_display = ["job", "key", "tokens"]
+    search_fields = ["key"]
+    raw_id_fields = ["job"]
+    readonly_fields = ["job", "key", "prompt", "text", "tokens"]
