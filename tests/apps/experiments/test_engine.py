@@ -4,7 +4,7 @@ import itertools
 import threading
 
 import pytest
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 
 from apps.experiments import engine
 from apps.experiments.engine import IllegalTransition, transition
@@ -114,7 +114,7 @@ def _race(n: int, work) -> list:
         except Exception as exc:  # noqa: BLE001 - the test looks at what each thread got
             results.append(exc)
         finally:
-            close_old_connections()
+            connection.close()
 
     threads = [threading.Thread(target=body) for _ in range(n)]
     for thread in threads:

@@ -174,3 +174,20 @@ def test_approve_and_train_refuses_when_nothing_waits_for_approval(llm_server):
     with pytest.raises(IllegalTransition, match="not waiting for approval"):
         experiment_approve_and_train(experiment_id=experiment.pk)
     assert not TrainingJob.objects.exists()
+
+
+@pytest.mark.skipif(__import__("django.db").db.connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_approve_and_train_pressed_by_many_at_once_queues_one_job(llm_server):
+    from tests.apps.experiments.test_engine import _race
+
+    experiment = experiment_create(config=lion_config(llm_server, seed_dataset()))
+    experiment_start(experiment_id=experiment.pk)
+    experiment = drive(experiment, train=False)
+    assert experiment.status == E.WAITING_APPROVAL
+    operator = UserFactory(role=Role.OPERATOR)
+    results = _race(6, lambda: experiment_approve_and_train(experiment_id=experiment.pk, by=operator).pk)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len(set(results)) == 1 and TrainingJob.objects.count() == 1
+    experiment.refresh_from_db()
+    assert experiment.status == E.TRAINING
