@@ -37,7 +37,7 @@ def test_create_experiment_creates_once_and_refuses_a_changed_config(llm_server,
 def test_a_bad_config_names_the_key_and_creates_nothing(llm_server, tmp_path):
     config = lion_config(llm_server, seed_dataset())
     config["params"]["tau"] = "high"
-    with pytest.raises(CommandError, match="params.tau"):
+    with pytest.raises(CommandError, match=r"params\.tau"):
         call_command("create_experiment", "--config", _write(tmp_path, config))
     assert not Experiment.objects.exists()
 
