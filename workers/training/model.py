@@ -38,11 +38,25 @@ def load_tokenizer(path: str):
     return tokenizer
 
 
-def load_base(path: str, *, seq2seq: bool, dtype: torch.dtype = torch.float32):
+def attention_for(setting: str, *, seq2seq: bool) -> str | None:
+    """auto: FlashAttention 2 (variable-length kernels: packed rows cost no masked work) where it is
+    installed and a GPU is there; otherwise transformers' default (sdpa)."""
+    if setting != "auto":
+        return setting
+    import importlib.util
+
+    if not seq2seq and torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return None
+
+
+def load_base(path: str, *, seq2seq: bool, dtype: torch.dtype = torch.float32, attention: str = "auto"):
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     loader = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
-    return loader.from_pretrained(path, dtype=dtype)
+    implementation = attention_for(attention, seq2seq=seq2seq)
+    extra = {"attn_implementation": implementation} if implementation else {}
+    return loader.from_pretrained(path, dtype=dtype, **extra)
 
 
 def load_student(spec: TrainSpec) -> Student:
@@ -53,7 +67,7 @@ def load_student(spec: TrainSpec) -> Student:
     except OSError as error:
         raise SpecError([("base_model", f"cannot load {spec.base_model!r}: {error}")]) from error
     tokenizer = load_tokenizer(path)
-    model = load_base(path, seq2seq=seq2seq)
+    model = load_base(path, seq2seq=seq2seq, attention=spec.attn_implementation)
     if spec.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False

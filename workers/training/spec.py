@@ -17,6 +17,7 @@ FINETUNES = ("lora", "full")
 METHODS = ("sft", "step_by_step", "mos")
 SCHEDULES = ("cosine", "linear", "constant")
 BF16 = ("auto", "true", "false")
+ATTENTION = ("auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 STEP_BY_STEP_KEYS = ("alpha",)
 MOS_KEYS = ("reward", "smooth", "beta", "update_every", "learning_rate", "hidden", "target", "seed", "datasets")
 
@@ -56,6 +57,7 @@ class TrainSpec:
     lora_dropout: float = 0.05
     lora_target_modules: str | list[str] = "all-linear"
     gradient_checkpointing: bool = False
+    attn_implementation: str = "auto"  # auto: flash_attention_2 where installed on CUDA, else sdpa
     bf16: str = "auto"
     seed: int = 0
     save_every: int = 50
@@ -160,6 +162,7 @@ def spec_from_dict(data: Any) -> TrainSpec:
     _check_choice(problems, data, "method", METHODS)
     _check_choice(problems, data, "lr_schedule", SCHEDULES)
     _check_choice(problems, data, "bf16", BF16)
+    _check_choice(problems, data, "attn_implementation", ATTENTION)
     _check_number(problems, data, "epochs", 0.0, 1000.0, open_low=True)
     _check_int(problems, data, "max_steps", 1)
     _check_number(problems, data, "learning_rate", 0.0, 1.0, open_low=True)

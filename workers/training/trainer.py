@@ -221,7 +221,7 @@ def train(spec: TrainSpec, *, stop: threading.Event | None = None, log=print) ->
                 if batches.sampler.mixture.should_update(step):
                     rewards = measure_rewards(
                         batches.sampler,
-                        model,
+                        bare,  # unwrapped: a LoRA model's disable_adapter() is not on the DDP wrapper
                         examples,
                         step,
                         seq2seq=seq2seq,
@@ -239,6 +239,7 @@ def train(spec: TrainSpec, *, stop: threading.Event | None = None, log=print) ->
             record.update(
                 {
                     "tokens_per_s": tokens / elapsed if elapsed > 0 else None,
+                    "step_s": elapsed,
                     "gpu_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
                     "eta_s": per_step * (total - step),
                     "grad_norm": None if grad_norm is None else float(grad_norm),
@@ -264,6 +265,7 @@ def train(spec: TrainSpec, *, stop: threading.Event | None = None, log=print) ->
         "resumed_from": resumed_from,
         "packing": "padding_free" if padding_free else ("length_grouped" if spec.packing else "padded"),
         "bf16": bf16,
+        "attention": getattr(bare.config, "_attn_implementation", None),
     }
     if batches.sampler is not None:
         result["mos_datasets"] = batches.sampler.names
