@@ -8,7 +8,26 @@ import pytest
 from apps.experiments.novelty import KeptNovelty
 from workers.algorithms.novelty import NoveltyConfig, novelty_filter
 
-WORDS = "the a of write explain list give short poem story code python water cycle tree bread cat dog".split()
+WORDS = [
+    "the",
+    "a",
+    "of",
+    "write",
+    "explain",
+    "list",
+    "give",
+    "short",
+    "poem",
+    "story",
+    "code",
+    "python",
+    "water",
+    "cycle",
+    "tree",
+    "bread",
+    "cat",
+    "dog",
+]
 
 
 def _texts(rng: random.Random, n: int, base: list[str]) -> list[str]:
