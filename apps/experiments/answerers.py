@@ -120,10 +120,12 @@ class LocalStudent:
 
     def results(self, ctx: Context, instructions: list[Instruction]) -> dict[int, Answer | None]:
         keys = {ctx.item(i.pk, "student"): i.pk for i in instructions}
+        # An empty generation is the student's answer (a poor one, for the judge to score); only a prompt
+        # never generated counts as missing.
         texts = dict(
-            GenerationItem.objects.filter(job_id__in=self._jobs(ctx), key__in=list(keys), text__isnull=False)
-            .exclude(text="")
-            .values_list("key", "text")
+            GenerationItem.objects.filter(
+                job_id__in=self._jobs(ctx), key__in=list(keys), text__isnull=False
+            ).values_list("key", "text")
         )
         checkpoint = ctx.run.state.get("checkpoint", "")
         return {

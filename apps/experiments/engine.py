@@ -45,7 +45,7 @@ ROUND_TRANSITIONS = {
     R.CANCELLED: set(),
 }
 STAGE_TRANSITIONS = {
-    S.PENDING: {S.RUNNING, S.CANCELLED},
+    S.PENDING: {S.RUNNING, S.FAILED, S.CANCELLED},  # failed: it could not start (nothing to work on)
     S.RUNNING: {S.WAITING, S.DONE, S.FAILED, S.PAUSED, S.CANCELLED},
     S.WAITING: {S.RUNNING, S.DONE, S.FAILED, S.PAUSED, S.CANCELLED},
     S.PAUSED: {S.RUNNING, S.WAITING, S.CANCELLED},
@@ -174,13 +174,13 @@ def advance(experiment_id: int) -> bool:
             return False  # resumed by experiment_resume
         kind = kind_for(run.kind)
         ctx = Context(experiment, round_, run)
-        if run.status == S.PENDING:
-            transition(run, S.RUNNING, locked=True)
-            kind.start(ctx)
-            run.save()
-            return True
         try:
             with transaction.atomic():  # a failing step leaves no half-written rows behind
+                if run.status == S.PENDING:
+                    transition(run, S.RUNNING, locked=True)
+                    kind.start(ctx)
+                    run.save()
+                    return True
                 outcome = kind.step(ctx)
                 run.save()
         except StageError as exc:

@@ -153,3 +153,18 @@ def test_advance_raced_by_threads_takes_each_step_once():
     experiment.refresh_from_db()
     assert experiment.status == "finished"
     assert Round.objects.get(experiment=experiment).status == "finished"
+
+
+def test_a_stage_that_cannot_start_fails_its_round_and_experiment_with_the_reason():
+    experiment = _experiment(Experiment.Status.RUNNING)
+    round_ = Round.objects.create(experiment=experiment, index=1, status=Round.Status.RUNNING)
+    # No judgment is hard or easy, so generation has no seeds.
+    run = StageRun.objects.create(round=round_, position=0, name="generate", kind="generate")
+    assert engine.advance(experiment.pk) is False
+    run.refresh_from_db()
+    round_.refresh_from_db()
+    experiment.refresh_from_db()
+    assert (run.status, round_.status, experiment.status) == ("failed", "failed", "failed")
+    assert "nothing to generate from" in run.error
+    assert experiment.status_reason.startswith("Stage 'generate' of round 1 failed: No instruction was judged")
+    assert engine.advance(experiment.pk) is False  # an ended experiment does nothing
