@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from apps.datasets.models import Instruction
-from apps.experiments.engine import StageError
+from apps.experiments.machine import StageError
 from apps.experiments.stages.base import Context, GatewayMixin
 from apps.llm.models import LLMCall, LLMEndpoint
 from apps.llm.selectors import llm_call_template, llm_request_for

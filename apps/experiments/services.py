@@ -9,8 +9,8 @@ from django.db import transaction
 
 from apps.core.errors import RetortError
 from apps.core.roles import Role, require_role
-from apps.experiments import engine
-from apps.experiments.engine import IllegalTransition
+from apps.experiments import machine as engine
+from apps.experiments.machine import IllegalTransition
 from apps.experiments.models import Experiment, ExperimentDataset, Round, Snapshot, StageRun
 from apps.experiments.wake import wake_on_commit
 from apps.llm.services import llm_endpoint_create, llm_endpoint_update, llm_holds_place, llm_holds_release

@@ -1,6 +1,6 @@
 """Approve-and-train: freeze the round's snapshot and queue exactly one training job for it."""
 
-from apps.experiments import engine
+from apps.experiments import machine as engine
 from apps.experiments.models import Experiment, Round, StageRun
 from apps.experiments.snapshots import snapshot_freeze, snapshot_write_jsonl
 

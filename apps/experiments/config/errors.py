@@ -71,6 +71,9 @@ class Problems:
         self.marks = dict(marks or {})
         self.filename = filename
         self.items: list[tuple[str, str]] = []
+        # Things that are allowed but have no effect (a role or gate this recipe does not use): said, not
+        # refused, so a config written for several recipes still loads.
+        self.notes: list[tuple[str, str]] = []
 
     def line(self, path: Path) -> int | None:
         """The line of the key at `path`, or of its nearest written parent (for a missing key)."""
@@ -84,6 +87,10 @@ class Problems:
         if line is not None:
             problem = f"{problem} (line {line})"
         self.items.append((format_path(path) or self.filename or "config", problem))
+
+    def note(self, path: Path, text: str) -> None:
+        line = self.line(path)
+        self.notes.append((format_path(path), f"{text} (line {line})" if line is not None else text))
 
     def __bool__(self) -> bool:
         return bool(self.items)

@@ -216,13 +216,13 @@ def _review(recipe: str | None, raw: Any, problems: Problems) -> dict:
     if recipe is None:
         return review
 
-    def hint(key: str) -> str:
-        owners = [name for name, names in GATES.items() if key in names]
-        return f" for {recipe} (a gate of {' and '.join(owners)})" if owners else ""
-
-    problems.check_keys(raw, ("review",), gates, hint=hint)
+    other_recipes = {key: [name for name, names in GATES.items() if key in names] for key in raw if key not in gates}
+    for key, owners in other_recipes.items():
+        if owners:
+            problems.note(("review", key), f"ignored: {recipe} has no {key} gate (a gate of {' and '.join(owners)})")
+    problems.check_keys(raw, ("review",), [*gates, *(key for key, owners in other_recipes.items() if owners)])
     for gate, value in raw.items():
-        if gate in gates:
+        if gate in gates or other_recipes.get(gate):  # an ignored gate's value must still be readable
             try:
                 review[gate] = _gate(value)
             except Invalid as error:

@@ -5,22 +5,15 @@ stages, their kinds and parameters; the kinds live in apps/experiments/stages. A
 writing that list (and, at most, one new stage kind) and registering it below.
 """
 
-from dataclasses import dataclass, field
-
 from apps.experiments.models import Experiment, Round, StageRun
+from apps.experiments.recipes import lion
+from apps.experiments.recipes.spec import StageSpec
 
-
-@dataclass(frozen=True)
-class StageSpec:
-    name: str
-    kind: str
-    params: dict = field(default_factory=dict)
+RECIPES = {"lion": lion}
 
 
 def _recipes():
-    from apps.experiments.recipes import lion
-
-    return {"lion": lion}
+    return RECIPES
 
 
 def stages_for(config: dict, round_index: int) -> list[StageSpec]:

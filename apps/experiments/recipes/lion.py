@@ -10,7 +10,7 @@ Round 1's train pool and cache pool are the seed pool.
 
 from apps.datasets.models import Instruction
 from apps.experiments.models import Experiment, ExperimentDataset, PoolMember
-from apps.experiments.recipes import StageSpec
+from apps.experiments.recipes.spec import StageSpec
 
 
 def stages(config: dict, round_index: int) -> list[StageSpec]:

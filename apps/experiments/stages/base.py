@@ -14,7 +14,7 @@ from functools import cached_property
 
 from django.db.models import Min, Sum
 
-from apps.experiments.engine import rng_for
+from apps.experiments.machine import rng_for
 from apps.experiments.models import Experiment, Round, StageRun
 from apps.llm.models import LLMCall, LLMCallUse, LLMEndpoint
 from apps.llm.selectors import llm_call_finals

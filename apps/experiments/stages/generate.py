@@ -5,7 +5,7 @@ from django.db.models import F
 
 from apps.datasets.formats.records import content_hash
 from apps.datasets.models import Dataset, Instruction
-from apps.experiments.engine import StageError
+from apps.experiments.machine import StageError
 from apps.experiments.models import Lineage
 from apps.experiments.novelty import KeptNovelty, kept_get, kept_put
 from apps.experiments.selectors import gate_decisions, pool_members

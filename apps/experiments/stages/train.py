@@ -2,7 +2,7 @@
 freezes the snapshot and queues one training job); with auto_approve it approves itself; then it waits for
 the job (woken by apps.training's training_job_finished) and fails the round if the job failed."""
 
-from apps.experiments.engine import StageError
+from apps.experiments.machine import StageError
 from apps.experiments.models import Snapshot
 from apps.experiments.stages.base import Context, Outcome, StageKind
 from apps.training.models import JobStatus, TrainingJob
