@@ -60,6 +60,8 @@ class ExperimentConfig:
     review: dict
     budget: dict
     seed: int
+    # (path, text) of keys that are valid but have no effect for this recipe; not part of to_dict or hash.
+    notes: tuple[tuple[str, str], ...] = dataclasses.field(default=(), compare=False)
 
     def datasets_with_role(self, *roles: str) -> list[DatasetRef]:
         return [ref for ref in self.datasets if ref.role in roles]
@@ -224,9 +226,12 @@ def _review(recipe: str | None, raw: Any, problems: Problems) -> dict:
     for gate, value in raw.items():
         if gate in gates or other_recipes.get(gate):  # an ignored gate's value must still be readable
             try:
-                review[gate] = _gate(value)
+                checked = _gate(value)
             except Invalid as error:
                 problems.add(("review", gate), str(error))
+                continue
+            if gate in gates:
+                review[gate] = checked
     return review
 
 
@@ -334,6 +339,7 @@ def parse_config(source: str | bytes | Mapping, *, filename: str = "") -> Experi
         review=review,
         budget=budget,
         seed=seed,
+        notes=tuple(problems.notes),
     )
 
 

@@ -35,6 +35,11 @@ STUDENT: dict[str, Field] = {
     "lora_dropout": Field("float", 0.05, low=0.0, high=0.9),
     "lora_target_modules": Field("modules", "all-linear", doc='"all-linear" or a list of module names'),
     "gradient_checkpointing": Field("bool", False),
+    "attn_implementation": Field(
+        "choice",
+        "auto",
+        choices=("auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention"),
+    ),
     "bf16": Field("bf16", "auto", doc='"auto", true or false'),
     "save_every": Field("int", 50, low=1, high=10_000_000),
     "keep_checkpoints": Field("int", 2, low=1, high=1000),

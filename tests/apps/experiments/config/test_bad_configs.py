@@ -17,7 +17,8 @@ CASES = [
     ("unknown-student-key", LION, {"student": {"lora_rank": 8}}, "student.lora_rank", ['did you mean "lora_r"?']),
     ("engine-owned-student-key", LION, {"student": {"seed": 3}}, "student.seed", ["top-level seed"]),
     ("unknown-role", LION, {"endpoints": {"techer": "t"}}, "endpoints.techer", ['did you mean "teacher"?']),
-    ("unknown-gate", LION, {"review": {"rationales": "all"}}, "review.rationales", ["a gate of step_by_step"]),
+    ("unknown-gate", LION, {"review": {"verdicts": "all"}}, "review.verdicts", ['did you mean "hard_verdicts"?']),
+    ("ignored-gate-bad-value", LION, {"review": {"rewrites": "most"}}, "review.rewrites", ['got "most"']),
     ("unknown-budget-key", LION, {"budget": {"dollars": 5}}, "budget.dollars", ["budget takes usd, tokens"]),
     (
         "unknown-inline-key",
@@ -134,20 +135,12 @@ CASES = [
     ("mos-single-dataset-key", MOS, {"dataset": "demo-svamp"}, "dataset", ["list under datasets"]),
     ("mos-duplicate-skill", MOS, {"datasets": ["a", "a"]}, "datasets[1].name", ['"a" is listed twice']),
     ("mos-teacher-answers", MOS, {"params": {"teacher_answers": True}}, "endpoints.teacher", ["teacher_answers"]),
-    (
-        "mos-unused-teacher",
-        MOS,
-        {"endpoints": {"teacher": "t"}},
-        "endpoints.teacher",
-        ["unless params.teacher_answers"],
-    ),
     ("mos-unknown-target", MOS, {"params": {"target": "demo-gsm"}}, "params.target", ['"demo-svamp", "demo-cqa"']),
     ("lion-no-dataset", LION, {"dataset": DELETE}, "dataset", ["lion needs its seed dataset"]),
     ("lion-several-datasets", LION, {"datasets": ["a", "b"]}, "datasets", ["only mos"]),
     ("no-name", LION, {"name": DELETE}, "name", ["needs a name"]),
     ("no-recipe", LION, {"recipe": DELETE}, "recipe", ["expected one of lion, tapir, step_by_step, mos"]),
     ("eval-is-seed", LION, {"eval_dataset": "demo-alpaca"}, "eval_dataset", ["held-out"]),
-    ("lion-classifier", LION, {"endpoints": {"classifier": "c"}}, "endpoints.classifier", ["lion has no classifier"]),
     # endpoint references
     (
         "unknown-shorthand",
