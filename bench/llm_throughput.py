@@ -4,11 +4,12 @@
 
 The test server runs in its own process and answers every call after `--latency` seconds, so a client
 with concurrency c can at best finish c / latency calls per second. For each concurrency the script
-queues `--calls` new calls (on an endpoint and prompts of its own, so nothing comes from the cache) in
-the one test database the script creates for its run (PostgreSQL when DATABASE_URL is set, else SQLite),
-then times the runner that sends them and records every result in the ledger, and prints the ratio to
-that ideal. A sequential baseline (one call at a time) is measured in the same run on fewer calls, since
-5,000 calls one by one would take over 16 minutes. The first line printed is the first point's ratio,
+queues `--calls` new calls for an experiment of its own, one use per item as a stage does (on an endpoint
+and prompts of its own, so nothing comes from the cache) in the one test database the script creates for
+its run (PostgreSQL when DATABASE_URL is set, else SQLite), then times the runner that sends them and
+records every result in the ledger, and prints the ratio to that ideal. A sequential baseline (one call
+at a time) is measured in the same run on fewer calls, since 5,000 calls one by one would take over 16
+minutes. The first line printed is the first point's ratio,
 `<N>% of ideal`. CPU per call is the runner's CPU time (client, its child process if it used one,
 reply parsing and the database driver; not the test server's nor the database server's) per call.
 """
@@ -60,8 +61,23 @@ def measure(url: str, concurrency: int, calls: int, tag: str) -> dict:
     requests = [
         llm_request_for(endpoint, template, {"instruction": f"[{tag}] Explain topic number {i}."}) for i in range(calls)
     ]
+    # As a stage queues them: for an experiment, one use per item (what the runner's feed reads back).
+    from apps.datasets.models import Dataset
+    from apps.experiments.models import Experiment
+
+    experiment = Experiment.objects.create(
+        name=f"bench-{tag}", recipe="lion", dataset=Dataset.objects.create(name=f"bench-{tag}"), status="running"
+    )
     started = time.perf_counter()
-    llm_calls_enqueue(endpoint=endpoint, requests=requests, purpose="bench", kick=False)
+    llm_calls_enqueue(
+        endpoint=endpoint,
+        requests=requests,
+        purpose="bench",
+        experiment_id=experiment.pk,
+        stage="bench",
+        items=[f"bench:{i}" for i in range(calls)],
+        kick=False,
+    )
     enqueue_s = time.perf_counter() - started
     owner = f"bench-{tag}"
     assert lease_acquire(endpoint_id=endpoint.pk, owner=owner, ttl_s=600)
