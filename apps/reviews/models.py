@@ -17,6 +17,7 @@ class ReviewTask(TimeStampedModel):
         RATIONALE = "rationale", "rationale"
         INVALID_REPLY = "invalid_reply", "unparsable reply"
         TASK_LABEL = "task_label", "task category"
+        ANSWER = "answer", "teacher answer"
 
     class Status(models.TextChoices):
         OPEN = "open", "open"
