@@ -1,26 +1,133 @@
-"""The novelty filter of a generate stage, kept across its batches.
+"""An experiment's novelty index, kept in the worker process across batches and rounds.
 
-A candidate is kept iff its ROUGE-L against the pool (the cache pool plus everything the experiment
-generated), the candidates kept in earlier batches and those kept before it in its own batch is at most
-the threshold, as `workers.algorithms.novelty.novelty_filter` decides; each decision also carries the
+A generated candidate is kept iff its ROUGE-L against the experiment's novelty pool (the round's cache
+pool plus everything the experiment generated) and against the candidates kept before it in its batch is
+at most the threshold, as `workers.algorithms.novelty.novelty_filter` decides; each decision carries the
 nearest item above min(threshold, nearest_floor), for lineage and the review queue.
 
-The pool and all of the stage's candidates (known once the generator's calls have settled) are
-tokenised together once, so element ranks never change; the pool's prefix index is built once and kept
-candidates sit in a small second index, folded in as it grows. A batch then costs what its own probes
-cost, not a new pass over the pool. The index lives in the worker process, keyed by the stage run and its
-cursor; after a restart (or any mismatch) it is rebuilt from the database, where the candidates kept so
-far are instructions of the pool, which decides the same.
+That pool only grows (Lion's cache pool keeps what joins it, and generated instructions stay in the
+experiment's own dataset), so the index (`GrowingNoveltyIndex`: tokens, element ranks, postings) is built
+once per worker process and experiment, and kept instructions join it as they are stored. A batch then
+costs its own candidates, not a pass over the pool. The index is trusted while this process did the run's
+previous batch; otherwise it is checked against the database (pool size, highest id, reviewers' edits:
+cheap aggregates), extended with instructions that joined elsewhere, or rebuilt from the database when it
+is missing (after a restart) or does not match. Pool positions follow instruction ids, so a rebuilt index
+decides, and names nearest items, exactly as the kept one.
 """
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
+from django.db.models import Count, Q, QuerySet
 
-from workers.algorithms.similar_pairs import PrefixIndex, pairs_above, tokenize_texts
+from apps.datasets.models import Instruction
+from apps.experiments.selectors import pool_members
+from apps.reviews.models import ReviewTask, ReviewVerdict
+from workers.algorithms.novelty import GrowingNoveltyIndex, Nearest, NoveltyConfig, NoveltyDecision
+from workers.llm.prompts import task_text
+
+MAX_KEPT = 4  # experiments whose index one worker process keeps (least recently used dropped first)
 
 
+def novelty_pool(*, experiment_id: int, round_index: int) -> QuerySet[Instruction]:
+    """The round's cache pool and everything the experiment generated so far."""
+    cache = pool_members(experiment_id=experiment_id, pool="cache", round_index=round_index).values("instruction_id")
+    return Instruction.objects.filter(pk__in=cache) | Instruction.objects.filter(
+        dataset__owner_experiment_id=experiment_id
+    )
+
+
+def _edits(experiment_id: int) -> int:
+    """Reviewers' edits of generated instructions change pool texts in place: a rebuild follows one."""
+    return ReviewVerdict.objects.filter(
+        task__round__experiment_id=experiment_id,
+        task__kind=ReviewTask.Kind.GENERATED,
+        decision=ReviewVerdict.Decision.EDIT,
+    ).count()
+
+
+def _texts(rows) -> tuple[list[int], list[str]]:
+    ids, texts = [], []
+    for pk, text, extra in rows.order_by("pk").values_list("pk", "text", "input").iterator(2000):
+        ids.append(pk)
+        texts.append(task_text(text, extra))
+    return ids, texts
+
+
+class ExperimentNovelty:
+    """The index and, per pool position, the instruction id."""
+
+    def __init__(self, experiment, config: NoveltyConfig, ids: list[int], texts: list[str], edits: int):
+        # The creation time tells a new experiment from an old one whose id a database reused.
+        self.experiment_id, self.created_at = experiment.pk, experiment.created_at
+        self.config, self.edits = config, edits
+        self.ids = ids
+        self.index = GrowingNoveltyIndex(texts, config)
+        self.mark: tuple[int, int] | None = None  # (stage run, cursor) after the last batch this process did
+
+    def filter(self, candidates: Sequence[str]) -> list[NoveltyDecision]:
+        return self.index.filter(candidates)
+
+    def commit(self, joined: Sequence[tuple[int, int]]) -> None:
+        """(candidate position in the last filter call, its new instruction id): they join the pool."""
+        joined = sorted(joined)
+        new_ids = [pk for _, pk in joined]
+        if new_ids != sorted(new_ids) or (new_ids and self.ids and new_ids[0] <= self.ids[-1]):
+            raise ValueError("new pool items must follow the pool in id order")
+        self.index.commit([k for k, _ in joined])
+        self.ids += new_ids
+
+    def pool_id(self, nearest: Nearest) -> int:
+        return self.ids[nearest.index]
+
+
+_KEPT: OrderedDict[int, ExperimentNovelty] = OrderedDict()
+
+
+def _fresh(experiment, round_index: int, config: NoveltyConfig) -> ExperimentNovelty:
+    edits = _edits(experiment.pk)
+    ids, texts = _texts(novelty_pool(experiment_id=experiment.pk, round_index=round_index))
+    return ExperimentNovelty(experiment, config, ids, texts, edits)
+
+
+def _checked(kept: ExperimentNovelty, round_index: int) -> bool:
+    """The kept index still equals the database's pool: extend it with items that joined elsewhere."""
+    pool = novelty_pool(experiment_id=kept.experiment_id, round_index=round_index)
+    if _edits(kept.experiment_id) != kept.edits:
+        return False
+    last = kept.ids[-1] if kept.ids else 0
+    facts = pool.aggregate(n=Count("pk", distinct=True), below=Count("pk", distinct=True, filter=Q(pk__lte=last)))
+    if facts["below"] != len(kept.ids):
+        return False  # something left, or the index holds rows that never committed
+    if facts["n"] > len(kept.ids):
+        ids, texts = _texts(pool.filter(pk__gt=last))
+        kept.index.extend(texts)
+        kept.ids += ids
+    return True
+
+
+def experiment_novelty(*, experiment, round_index: int, config: NoveltyConfig, run_id: int, cursor: int):
+    """The experiment's index for a generate batch at (run, cursor), kept, checked or rebuilt."""
+    experiment_id = experiment.pk
+    kept = _KEPT.get(experiment_id)
+    fits = kept is not None and (kept.config, kept.created_at) == (config, experiment.created_at)
+    if fits and (kept.mark == (run_id, cursor) or _checked(kept, round_index)):
+        _KEPT.move_to_end(experiment_id)
+        return kept
+    kept = _fresh(experiment, round_index, config)
+    _KEPT[experiment_id] = kept
+    while len(_KEPT) > MAX_KEPT:
+        _KEPT.popitem(last=False)
+    return kept
+
+
+def experiment_novelty_drop(experiment_id: int) -> None:
+    """Forget the kept index (a batch failed after changing it, or for tests)."""
+    _KEPT.pop(experiment_id, None)
+
+
+# --- a stage-local filter over candidates known up front (the decide/add API kept for callers) -------------
 @dataclass(frozen=True)
 class Decision:
     kept: bool
@@ -30,88 +137,31 @@ class Decision:
 
 
 class KeptNovelty:
+    """Candidates by position decided in batches (`decide`, then `add` with the kept ones), as one
+    novelty_filter call over all of them decides; on the growing index, so nothing is tokenised twice."""
+
     def __init__(self, pool: Sequence[str], candidates: Sequence[str], threshold: float = 0.7, floor: float = 0.5):
-        self.threshold = float(threshold)
-        self.t = min(self.threshold, float(floor))
         self.n_pool = len(pool)
-        self.n_candidates = len(candidates)
-        self.texts = tokenize_texts(list(pool) + list(candidates))
-        self._members = np.arange(self.n_pool, dtype=np.int64)
-        self._index = self._build(self._members)
-        self._added: list[int] = []
-        self._recent: PrefixIndex | None = None
-
-    def _build(self, members: np.ndarray) -> PrefixIndex | None:
-        return PrefixIndex(self.texts, members, self.t) if members.size else None
-
-    def _pairs(self, index: PrefixIndex | None, ids: np.ndarray):
-        if index is None or self.t >= 1.0:
-            return []
-        query, member, score = pairs_above(self.texts, index, ids)
-        return zip(query.tolist(), member.tolist(), score.tolist(), strict=True)
+        self.candidates = list(candidates)
+        self.index = GrowingNoveltyIndex(pool, NoveltyConfig(threshold=threshold, nearest_floor=floor))
+        self._joined: list[int] = []  # candidate position of each pool item past the original pool
+        self._last: list[int] = []
 
     def decide(self, positions: Sequence[int]) -> list[Decision]:
-        """Candidates by position (ascending), decided in order; call `add` with the kept ones after."""
-        ids = np.asarray(positions, dtype=np.int64) + self.n_pool
-        if ids.size == 0:
-            return []
-        if self._added and self._recent is None:
-            self._recent = self._build(np.asarray(self._added, dtype=np.int64))
-        best: dict[int, tuple[float, int, int]] = {}  # query -> (score, 0 pool / 1 candidate, member)
-
-        def offer(q: int, m: int, s: float) -> None:
-            key = (-s, int(m >= self.n_pool), m)  # highest score; ties: the pool, then the lowest index
-            current = best.get(q)
-            if current is None or key < (-current[0], current[1], current[2]):
-                best[q] = (s, int(m >= self.n_pool), m)
-
-        for index in (self._index, self._recent):
-            for q, m, s in self._pairs(index, ids):
-                offer(q, m, s)
-        earlier: dict[int, list[tuple[float, int]]] = {}
-        for q, m, s in self._pairs(self._build(ids), ids):
-            if m < q:
-                earlier.setdefault(q, []).append((s, m))
-        kept: set[int] = set()
+        self._last = list(positions)
         out = []
-        for q in ids.tolist():
-            near = best.get(q)
-            for s, m in sorted(earlier.get(q, ()), key=lambda pair: (-pair[0], pair[1])):
-                if m in kept:
-                    if near is None or s > near[0]:
-                        near = (s, 1, m)
-                    break
-            keep = near is None or near[0] <= self.threshold
-            if keep:
-                kept.add(q)
+        for decision in self.index.filter([self.candidates[p] for p in positions]):
+            near = decision.nearest
             if near is None:
-                out.append(Decision(keep))
+                out.append(Decision(decision.kept))
+            elif near.source == "pool" and near.index < self.n_pool:
+                out.append(Decision(decision.kept, "pool", near.index, near.score))
             else:
-                source = "pool" if near[2] < self.n_pool else "candidate"
-                index = near[2] if source == "pool" else near[2] - self.n_pool
-                out.append(Decision(keep, source, index, float(near[0])))
+                at = self._joined[near.index - self.n_pool] if near.source == "pool" else positions[near.index]
+                out.append(Decision(decision.kept, "candidate", at, near.score))
         return out
 
     def add(self, positions: Sequence[int]) -> None:
-        """These candidates were kept: later ones are checked against them too."""
-        self._added.extend(int(p) + self.n_pool for p in positions)
-        self._recent = None
-        if len(self._added) > max(64, self._members.size // 8):  # fold in: rebuilding is amortised
-            self._members = np.concatenate([self._members, np.asarray(self._added, dtype=np.int64)])
-            self._added = []
-            self._index = self._build(self._members)
-
-
-# The generate stage's kept filters in this worker process: {stage run id: (cursor, filter, extra)}.
-_KEPT: dict[int, tuple[int, KeptNovelty, dict]] = {}
-
-
-def kept_get(run_id: int, cursor: int):
-    entry = _KEPT.get(run_id)
-    return entry[1:] if entry is not None and entry[0] == cursor else None
-
-
-def kept_put(run_id: int, cursor: int, novelty: KeptNovelty, extra: dict) -> None:
-    if len(_KEPT) > 8:
-        _KEPT.clear()
-    _KEPT[run_id] = (cursor, novelty, extra)
+        where = {p: k for k, p in enumerate(self._last)}
+        self.index.commit([where[p] for p in positions])
+        self._joined += sorted(positions)

@@ -7,14 +7,15 @@ from apps.datasets.formats.records import content_hash
 from apps.datasets.models import Dataset, Instruction
 from apps.experiments.machine import StageError
 from apps.experiments.models import Lineage
-from apps.experiments.novelty import KeptNovelty, kept_get, kept_put
-from apps.experiments.selectors import gate_decisions, pool_members
+from apps.experiments.novelty import experiment_novelty, experiment_novelty_drop
+from apps.experiments.selectors import gate_decisions
 from apps.experiments.stages.base import Context, GatewayMixin, StageKind
 from apps.judging.models import Judgment
 from apps.llm.models import LLMCall
 from apps.llm.selectors import llm_request_for
 from apps.reviews.models import ReviewTask, ReviewVerdict
-from workers.llm.prompts import get_template, task_text
+from workers.algorithms.novelty import NoveltyConfig
+from workers.llm.prompts import get_template
 
 TEMPLATES = {"hard": "generate_hard", "easy": "generate_easy"}
 # Repeats of one seed ask with sample indexes this far apart, leaving room for the gateway's own fresh
@@ -103,65 +104,47 @@ class GenerateStage(GatewayMixin, StageKind):
             keyed.append((self._key(ctx, position), request))
         self.enqueue(ctx, endpoint, "generator", keyed)
 
-    # --- collect: the novelty filter over the candidates, in plan order ------------------------------------
-    def _candidates(self, ctx: Context) -> tuple[list[str], list[LLMCall | None]]:
-        plan = self._plan(ctx)
-        finals = self.finals(ctx, [self._key(ctx, p) for p in range(1, len(plan) + 1)])
-        texts, calls = [], []
-        for p in range(1, len(plan) + 1):
+    # --- collect: the novelty filter, batch by batch in plan order, on the experiment's kept index ----------
+    def _candidates(self, ctx: Context, ids: list[int]) -> list[tuple[int, str, LLMCall]]:
+        """(position, text, call) of the batch's positions whose generator call gave an instruction."""
+        finals = self.finals(ctx, [self._key(ctx, p) for p in ids])
+        out = []
+        for p in ids:
             call = finals.get(self._key(ctx, p))
-            ok = call is not None and call.status == LLMCall.Status.OK and (call.parsed or {}).get("text")
-            texts.append(call.parsed["text"].strip() if ok else "")
-            calls.append(call if ok else None)
-        return texts, calls
-
-    def _pool(self, ctx: Context) -> tuple[list[int], list[str]]:
-        """The cache pool of the round and everything the experiment generated so far."""
-        cache = pool_members(experiment_id=ctx.experiment.pk, pool="cache", round_index=ctx.round.index).values(
-            "instruction_id"
-        )
-        rows = Instruction.objects.filter(pk__in=cache) | Instruction.objects.filter(
-            dataset__owner_experiment=ctx.experiment
-        )
-        ids, texts = [], []
-        for pk, text, extra in rows.order_by("pk").values_list("pk", "text", "input").iterator(2000):
-            ids.append(pk)
-            texts.append(task_text(text, extra))
-        return ids, texts
-
-    def _novelty(self, ctx: Context) -> tuple[KeptNovelty, dict]:
-        found = kept_get(ctx.run.pk, ctx.run.cursor)
-        if found is not None:
-            return found
-        pool_ids, pool_texts = self._pool(ctx)
-        texts, calls = self._candidates(ctx)
-        novelty = KeptNovelty(
-            pool_texts,
-            texts,
-            threshold=float(ctx.params.get("rouge_threshold", 0.7)),
-            floor=float(ctx.params.get("nearest_floor", 0.5)),
-        )
-        return novelty, {"pool_ids": pool_ids, "texts": texts, "calls": calls, "made": {}}
+            if call is not None and call.status == LLMCall.Status.OK and (call.parsed or {}).get("text"):
+                out.append((p, call.parsed["text"].strip(), call))
+        return out
 
     def collect(self, ctx: Context, ids: list[int]) -> None:
-        novelty, extra = self._novelty(ctx)
-        texts, calls = extra["texts"], extra["calls"]
-        positions = [p for p in ids if calls[p - 1] is not None]
-        ctx.run.failed += len(ids) - len(positions)
-        decisions = novelty.decide([p - 1 for p in positions])
-        kept = [(p, d) for p, d in zip(positions, decisions, strict=True) if d.kept]
-        made = self._store(ctx, [(p, texts[p - 1], calls[p - 1]) for p, _ in kept])
-        extra["made"].update(made)
+        config = NoveltyConfig(
+            threshold=float(ctx.params.get("rouge_threshold", 0.7)),
+            nearest_floor=float(ctx.params.get("nearest_floor", 0.5)),
+        )
+        novelty = experiment_novelty(
+            experiment=ctx.experiment,
+            round_index=ctx.round.index,
+            config=config,
+            run_id=ctx.run.pk,
+            cursor=ctx.run.cursor,
+        )
+        # The index changes below while this step's rows are not yet committed: until the step returns it
+        # carries no mark, so a failed step makes the next one check the index against the database.
+        novelty.mark = None
+        candidates = self._candidates(ctx, ids)
+        ctx.run.failed += len(ids) - len(candidates)
+        decisions = novelty.filter([text for _, text, _ in candidates])
+        kept = [(k, d) for k, d in enumerate(decisions) if d.kept]
+        made = self._store(ctx, [candidates[k] for k, _ in kept])
         lineages = []
-        for position, decision in kept:
+        for k, decision in kept:
+            position, _, call = candidates[k]
             if position not in made:
                 continue
             seed, origin, _ = self._plan(ctx)[position - 1]
+            near = decision.nearest
             nearest = None
-            if decision.nearest_source == "pool":
-                nearest = extra["pool_ids"][decision.nearest_index]
-            elif decision.nearest_source == "candidate":
-                nearest = extra["made"].get(decision.nearest_index + 1)
+            if near is not None:
+                nearest = novelty.pool_id(near) if near.source == "pool" else made.get(candidates[near.index][0])
             lineages.append(
                 Lineage(
                     instruction_id=made[position],
@@ -170,16 +153,19 @@ class GenerateStage(GatewayMixin, StageKind):
                     seed_id=seed,
                     origin=origin,
                     nearest_id=nearest,
-                    nearest_score=decision.score,
-                    call=calls[position - 1],
+                    nearest_score=near.score if near is not None else None,
+                    call=call,
                 )
             )
         Lineage.objects.bulk_create(lineages, ignore_conflicts=True)
-        novelty.add([p - 1 for p, _ in kept])
+        try:
+            novelty.commit([(k, made[candidates[k][0]]) for k, _ in kept if candidates[k][0] in made])
+        except ValueError:
+            experiment_novelty_drop(ctx.experiment.pk)  # ids out of order: rebuild from the database next time
         ctx.run.done += len(kept)
         state = ctx.run.state
-        state["rejected"] = state.get("rejected", 0) + len(positions) - len(kept)
-        kept_put(ctx.run.pk, ids[-1], novelty, extra)
+        state["rejected"] = state.get("rejected", 0) + len(candidates) - len(kept)
+        novelty.mark = (ctx.run.pk, ids[-1])
 
     def _store(self, ctx: Context, items: list[tuple[int, str, LLMCall]]) -> dict[int, int]:
         """New instructions in the experiment's own dataset; returns {plan position: instruction id}."""
