@@ -4,4 +4,9 @@ from apps.experiments import apis
 
 urlpatterns = [
     path("experiments/<int:pk>/costs/", apis.ExperimentCostApi.as_view(), name="api-experiment-costs"),
+    path(
+        "experiments/<int:pk>/evaluations/",
+        apis.ExperimentEvaluationsApi.as_view(),
+        name="api-experiment-evaluations",
+    ),
 ]

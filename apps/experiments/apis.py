@@ -1,10 +1,11 @@
-"""REST API of experiments (under /api/v1/experiments/). For now their LLM costs."""
+"""REST API of experiments (under /api/v1/experiments/): their LLM costs and evaluations."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.experiments.evaluation import experiment_evaluations
 from apps.experiments.models import Experiment
 from apps.llm import selectors as llm_selectors
 
@@ -56,3 +57,13 @@ class ExperimentCostApi(APIView):
                 "estimates": estimates,
             }
         )
+
+
+class ExperimentEvaluationsApi(APIView):
+    """Each round's evaluation (win rate with its 95% interval, length-controlled rate, accuracy, regression
+    alerts) with its task categories, and each category across rounds: the data of the console's charts."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, pk: int):
+        get_object_or_404(Experiment, pk=pk)
+        return Response(experiment_evaluations(experiment_id=pk))

@@ -2,8 +2,11 @@
 
 from apps.experiments.models.core import Experiment, ExperimentDataset, Round, StageRun
 from apps.experiments.models.data import Lineage, PoolMember, SeedSelection, Snapshot, SnapshotItem, TaskLabel
+from apps.experiments.models.evaluation import Evaluation, EvaluationCategory
 
 __all__ = [
+    "Evaluation",
+    "EvaluationCategory",
     "Experiment",
     "ExperimentDataset",
     "Lineage",

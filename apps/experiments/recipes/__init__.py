@@ -21,7 +21,10 @@ def stages_for(config: dict, round_index: int) -> list[StageSpec]:
     recipe = config.get("recipe")
     if recipe not in recipes:
         raise ValueError(f"Recipe {recipe!r} has no stages yet; available: {', '.join(sorted(recipes))}.")
-    return recipes[recipe].stages(config, round_index)
+    from apps.experiments.evaluation import with_evaluation
+
+    # Every recipe's round is evaluated after its training when the config names an eval set.
+    return with_evaluation(config, recipes[recipe].stages(config, round_index), recipes[recipe])
 
 
 def round_create(*, experiment: Experiment, index: int) -> Round:

@@ -6,13 +6,23 @@ from apps.experiments.stages.base import Context, Outcome, StageKind
 def _kinds() -> dict[str, StageKind]:
     from apps.experiments.stages.answer import AnswerStage
     from apps.experiments.stages.discriminate import DiscriminateStage
+    from apps.experiments.stages.evaluate import EvaluateStage
     from apps.experiments.stages.generate import GenerateStage
     from apps.experiments.stages.judge import JudgeStage
     from apps.experiments.stages.pools import PoolsStage
     from apps.experiments.stages.review_gate import ReviewGateStage
     from apps.experiments.stages.train import TrainStage
 
-    kinds = [AnswerStage, JudgeStage, DiscriminateStage, ReviewGateStage, GenerateStage, PoolsStage, TrainStage]
+    kinds = [
+        AnswerStage,
+        JudgeStage,
+        DiscriminateStage,
+        ReviewGateStage,
+        GenerateStage,
+        PoolsStage,
+        TrainStage,
+        EvaluateStage,
+    ]
     return {kind.name: kind() for kind in kinds}
 
 

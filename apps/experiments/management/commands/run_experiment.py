@@ -3,7 +3,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.experiments.cli import ProgressPrinter, ensure_workers
-from apps.experiments.models import Experiment, StageRun
+from apps.experiments.evaluation import evaluation_line
+from apps.experiments.models import Evaluation, Experiment, Round, StageRun
 from apps.experiments.selectors import experiment_progress
 from apps.experiments.services import experiment_start
 from apps.experiments.wake import wake
@@ -51,9 +52,7 @@ class Command(BaseCommand):
             queues.append("gpu")
         workers = [] if no_worker else ensure_workers(queues)
         for worker in workers:
-            self.stderr.write(
-                f"Started a worker for {', '.join(worker.queues)} (log: {worker.log_path})"
-            )
+            self.stderr.write(f"Started a worker for {', '.join(worker.queues)} (log: {worker.log_path})")
         printer = ProgressPrinter(self.stderr, self.stderr.isatty())
         try:
             experiment_start(experiment_id=experiment.pk, auto_approve=True if auto_approve else None)
@@ -65,10 +64,11 @@ class Command(BaseCommand):
 
     def _wait(self, experiment, until, printer, timeout, workers) -> None:
         started = changed_at = time.monotonic()
-        last, told = None, False
+        last, told, reported = None, False, set()
         while True:
             progress = experiment_progress(experiment_id=experiment.pk)
             experiment = progress["experiment"]
+            self._report_evaluations(experiment, printer, reported)
             printer.show(progress)
             if reached(experiment, until):
                 printer.end()
@@ -105,3 +105,11 @@ class Command(BaseCommand):
                     f"Gave up after {timeout:g} s; the experiment is {experiment.status} and goes on when run again."
                 )
             time.sleep(0.5)
+
+    def _report_evaluations(self, experiment, printer, reported: set) -> None:
+        """Each finished round's evaluation, once, as the round finishes."""
+        finished = Evaluation.objects.filter(experiment=experiment, round__status=Round.Status.FINISHED)
+        for evaluation in finished.exclude(pk__in=reported).select_related("round").order_by("round__index", "pk"):
+            printer.end()
+            self.stdout.write(evaluation_line(evaluation))
+            reported.add(evaluation.pk)
