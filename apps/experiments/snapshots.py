@@ -18,8 +18,11 @@ def _items(round_: Round, params: dict):
     """(instruction, response, kind, prompt, target) in instruction order. Lion: the teacher's answers to
     the round's train pool."""
     source = params.get("source", "train_pool")
-    if source != "train_pool":
-        raise ValueError(f"Unknown snapshot source {source!r}")
+    if source != "train_pool":  # step-by-step's rationales, MoS's skills
+        from apps.experiments.snapshot_items import items_for
+
+        yield from items_for(round_, params)
+        return
     ids = pool_instruction_ids(experiment_id=round_.experiment_id, pool="train", round_index=round_.index)
     role = params.get("role", "teacher")
     for start in range(0, len(ids), 2000):
@@ -82,6 +85,9 @@ def snapshot_write_jsonl(snapshot: Snapshot, folder: Path) -> Path:
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as handle:
             for item in snapshot.items.order_by("position").iterator(2000):
-                handle.write(orjson.dumps({"prompt": item.prompt, "target": item.target, "kind": item.kind}) + b"\n")
+                row = {"prompt": item.prompt, "target": item.target, "kind": item.kind}
+                if item.kind.startswith("skill:"):  # the MoS sampler reads each row's dataset
+                    row["dataset"] = item.kind.removeprefix("skill:")
+                handle.write(orjson.dumps(row) + b"\n")
         tmp.replace(path)
     return path

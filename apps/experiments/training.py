@@ -31,9 +31,12 @@ def approve_and_train_locked(experiment: Experiment, round_: Round, run: StageRu
     if snapshot.size == 0:
         raise engine.StageError(f"Round {round_.index} has nothing to train on: its snapshot is empty.")
     path = snapshot_write_jsonl(snapshot, conf.training_root() / "snapshots")
-    job = training_job_enqueue(
-        round_id=round_.pk, snapshot_id=snapshot.pk, spec=training_spec(experiment, str(path)), by=by
-    )
+    spec = training_spec(experiment, str(path))
+    # A recipe's train stage may name its method and method_params (and mos its held-out rows).
+    from apps.experiments.snapshot_items import training_fields
+
+    spec.update(training_fields(round_, run.params, conf.training_root() / "snapshots"))
+    job = training_job_enqueue(round_id=round_.pk, snapshot_id=snapshot.pk, spec=spec, by=by)
     if getattr(by, "is_authenticated", False) and round_.approved_by_id is None:
         from django.utils import timezone
 

@@ -277,6 +277,16 @@ def train(spec: TrainSpec, *, stop: threading.Event | None = None, log=print) ->
             model, eval_examples, batch_size=spec.batch_size, seq2seq=seq2seq, pad_id=pad_id, device=accelerator.device
         )
         result.update({"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 80.0))})
+        # Rows that name their dataset (MoS's held-out skills) are also measured dataset by dataset.
+        by_dataset: dict[str, Any] = {}
+        for name in sorted({example.dataset for example in eval_examples if example.dataset}):
+            part = [example for example in eval_examples if example.dataset == name]
+            part_loss = mean_loss(
+                model, part, batch_size=spec.batch_size, seq2seq=seq2seq, pad_id=pad_id, device=accelerator.device
+            )
+            by_dataset[name] = {"rows": len(part), "loss": part_loss, "perplexity": math.exp(min(part_loss, 80.0))}
+        if by_dataset:
+            result["eval_datasets"] = by_dataset
     accelerator.wait_for_everyone()
     if main:
         result.update(save_final(spec, bare, tokenizer))

@@ -14,6 +14,7 @@ class PoolMember(models.Model):
     class Pool(models.TextChoices):
         TRAIN = "train", "train pool"
         CACHE = "cache", "cache pool"
+        HELDOUT = "heldout", "held-out set"  # mos: a skill's items kept out of training, for its evaluation
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="pool_members")
     pool = models.CharField(max_length=8, choices=Pool.choices)
@@ -130,7 +131,8 @@ class SnapshotItem(models.Model):
     response = models.ForeignKey(
         "judging.Response", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
-    kind = models.CharField(max_length=64, default="sft", help_text="sft, predict, explain or skill:<name>")
+    # "skill:" + a dataset name (up to 200 characters)
+    kind = models.CharField(max_length=210, default="sft", help_text="sft, predict, explain or skill:<name>")
     prompt = models.TextField()
     target = models.TextField()
 

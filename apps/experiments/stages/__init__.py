@@ -10,7 +10,9 @@ def _kinds() -> dict[str, StageKind]:
     from apps.experiments.stages.generate import GenerateStage
     from apps.experiments.stages.judge import JudgeStage
     from apps.experiments.stages.pools import PoolsStage
+    from apps.experiments.stages.rationale import RationaleStage
     from apps.experiments.stages.review_gate import ReviewGateStage
+    from apps.experiments.stages.skill_eval import SkillEvalStage
     from apps.experiments.stages.train import TrainStage
 
     kinds = [
@@ -22,6 +24,8 @@ def _kinds() -> dict[str, StageKind]:
         PoolsStage,
         TrainStage,
         EvaluateStage,
+        RationaleStage,
+        SkillEvalStage,
     ]
     return {kind.name: kind() for kind in kinds}
 

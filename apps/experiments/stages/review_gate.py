@@ -10,7 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from apps.experiments.models import Lineage
 from apps.experiments.selectors import gate_open_count
 from apps.experiments.stages.base import Context, Outcome, StageKind
-from apps.judging.models import Judgment
+from apps.judging.models import Judgment, Response
 from apps.reviews.models import ReviewTask, ReviewVerdict
 
 AUTO_REVIEWER = "auto-approve"
@@ -59,6 +59,10 @@ class ReviewGateStage(StageKind):
             from apps.datasets.models import Instruction
 
             return Instruction, [(pk, 0) for pk in rows]
+        if kind in (ReviewTask.Kind.RATIONALE, ReviewTask.Kind.ANSWER):
+            from apps.experiments.snapshot_items import review_subjects
+
+            return Response, review_subjects(ctx.round, kind)
         raise ValueError(f"review_gate cannot review {kind!r} yet")
 
     def _open(self, ctx: Context) -> None:
