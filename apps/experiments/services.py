@@ -36,8 +36,6 @@ def _locked(experiment_id: int) -> Experiment:
 
 # --- create --------------------------------------------------------------------------------------------
 def _endpoint_for(resolved, *, by):
-    if resolved.local_classifier:
-        return None
     if resolved.create is None:
         return resolved.endpoint
     fields = dict(resolved.create)

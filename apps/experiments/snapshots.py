@@ -18,6 +18,11 @@ def _items(round_: Round, params: dict):
     """(instruction, response, kind, prompt, target) in instruction order. Lion: the teacher's answers to
     the round's train pool."""
     source = params.get("source", "train_pool")
+    if source == "tapir":  # the styled answers to the round's selected seeds and expansions
+        from apps.experiments.recipes.tapir import snapshot_items
+
+        yield from snapshot_items(round_, params)
+        return
     if source != "train_pool":  # step-by-step's rationales, MoS's skills
         from apps.experiments.snapshot_items import items_for
 

@@ -17,6 +17,8 @@ class LLMEndpoint(TimeStampedModel):
         REPLAY = "offline_replay", "offline: replay recorded answers"
         SIMILARITY_JUDGE = "offline_similarity_judge", "offline: similarity judge"
         RETRIEVAL_GENERATOR = "offline_retrieval", "offline: retrieval generator"
+        # Needs no dataset: an embedding model and a head trained on labelled benchmark questions.
+        LOCAL_CLASSIFIER = "offline_local_classifier", "offline: local task classifier"
 
     name = models.CharField(max_length=100, unique=True)
     backend = models.CharField(max_length=32, choices=Backend.choices, default=Backend.OPENAI)

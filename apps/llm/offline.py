@@ -5,8 +5,12 @@ Offline backends match a request to the dataset by the `instruction` and `input`
 from (the same content hash the importer uses). The embedding model loads on the worker at first use.
 """
 
+import os
 import time
 from collections import defaultdict
+from pathlib import Path
+
+from django.conf import settings
 
 from apps.datasets.formats.records import content_hash
 from apps.datasets.models import Instruction
@@ -23,11 +27,34 @@ from workers.llm.offline.backends import (
     RetrievalGenerator,
     SimilarityJudge,
 )
+from workers.llm.offline.classifier import LocalTaskClassifier, labelled_questions, train_head
 from workers.llm.offline.embeddings import MiniLMEmbedder
 from workers.llm.offline.novelty import default_novelty_filter
 
 # Reserve embeddings per dataset state, kept for the life of the worker process.
 _RESERVE_CACHE: dict[tuple, tuple[list[ReserveItem], object]] = {}
+# The local task classifier's head, trained once per worker process (per set of training files).
+_HEADS: dict[tuple[str, ...], object] = {}
+
+
+def classifier_training_files() -> list[Path]:
+    """The labelled questions the local classifier's head learns from: RETORT_CLASSIFIER_DATA (paths joined
+    by the OS path separator), else the MT-Bench questions shipped in demo_data."""
+    raw = getattr(settings, "RETORT_CLASSIFIER_DATA", None) or os.environ.get("RETORT_CLASSIFIER_DATA", "")
+    if raw:
+        return [Path(p) for p in (raw if isinstance(raw, list | tuple) else str(raw).split(os.pathsep)) if p]
+    return [Path(settings.BASE_DIR) / "demo_data" / "mt_bench_questions.jsonl"]
+
+
+def local_classifier(embedder) -> LocalTaskClassifier:
+    files = classifier_training_files()
+    key = tuple(str(p) for p in files)
+    if key not in _HEADS:
+        examples = labelled_questions(files)
+        _HEADS.clear()
+        _HEADS[key] = (train_head(embedder, examples), len(examples))
+    head, n = _HEADS[key]
+    return LocalTaskClassifier(embedder, head, name=f"{embedder.name} + logistic head on {n} labelled questions")
 
 
 def _reference_key(request) -> str:
@@ -93,6 +120,9 @@ class _Backends:
         kind = self.endpoint.backend
         if kind == LLMEndpoint.Backend.REPLAY:
             return ReplayBackend().answer(items)
+        if kind == LLMEndpoint.Backend.LOCAL_CLASSIFIER:
+            self._fixed = self._fixed or local_classifier(self.embedder)
+            return self._fixed.answer(items)
         if kind == LLMEndpoint.Backend.SIMILARITY_JUDGE:
             self._fixed = self._fixed or SimilarityJudge(self.embedder)
             return self._fixed.answer(items)
@@ -122,7 +152,8 @@ def run_offline_endpoint(endpoint: LLMEndpoint, *, owner: str, max_run_s: float 
     backends = _Backends(endpoint)
     deadline = time.monotonic() + max_run_s if max_run_s else None
     rescanned = False
-    if endpoint.offline_dataset_id is None:
+    needs_dataset = endpoint.backend != LLMEndpoint.Backend.LOCAL_CLASSIFIER
+    if needs_dataset and endpoint.offline_dataset_id is None:
         recorder.stop_endpoint(f"Paused LLM calls: offline endpoint '{endpoint.name}' has no dataset set.")
         return summary
     while heartbeat.beat():
@@ -145,7 +176,7 @@ def run_offline_endpoint(endpoint: LLMEndpoint, *, owner: str, max_run_s: float 
                 refuse(feed, summary, admission)
         if not flights:
             continue
-        references = _references(endpoint.offline_dataset_id, flights.values())
+        references = _references(endpoint.offline_dataset_id, flights.values()) if needs_dataset else {}
         items = [OfflineItem(f.call_id, f.request, references.get(f.call_id)) for f in flights.values()]
         # What a generator has "seen" is the experiment's it is charged to.
         experiment_of = {f.call_id: f.payer.experiment_id if f.payer else None for f in flights.values()}

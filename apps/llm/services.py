@@ -44,7 +44,8 @@ def _check_endpoint(endpoint: LLMEndpoint) -> None:
     endpoint.full_clean()
     if endpoint.backend == LLMEndpoint.Backend.OPENAI and not endpoint.base_url:
         raise RetortError("An OpenAI-compatible endpoint needs a base URL.", field="base_url")
-    if endpoint.is_offline and endpoint.offline_dataset_id is None:
+    needs_dataset = endpoint.backend != LLMEndpoint.Backend.LOCAL_CLASSIFIER
+    if endpoint.is_offline and needs_dataset and endpoint.offline_dataset_id is None:
         raise RetortError("An offline backend needs the dataset it answers from.", field="offline_dataset")
 
 
@@ -341,6 +342,8 @@ def _ledger_connection_test(endpoint: LLMEndpoint, body: dict, result, latency_m
 
 
 def _offline_check(endpoint: LLMEndpoint) -> ConnectionCheck:
+    if endpoint.backend == LLMEndpoint.Backend.LOCAL_CLASSIFIER:
+        return ConnectionCheck(True, "Offline: the local task classifier loads on the llm worker at first use.")
     dataset = endpoint.offline_dataset
     if dataset is None:
         return ConnectionCheck(False, "No offline dataset is set.")

@@ -11,7 +11,8 @@ Contracts (what the prompt templates ask for):
   write them: `The answer is <label>.` and `Answer: <label>`. A few-shot completion that runs on into
   the next example is cut at the example's marker first. The parser is the one in
   workers.algorithms.step_by_step.rationales; this module only turns its problems into ParseErrors.
-- classifier: the reply holds `<answer>Category</answer>` (the last one counts).
+- classifier: the reply holds `<answer>Category</answer>` (the last one counts), and may hold
+  `<confidence>p</confidence>` with p in [0, 1] (the local classifier says how sure it is).
 
 A reply that breaks its contract raises ParseError with a short machine-readable `code` and a message
 for people. Callers never turn a failed parse into a default value.
@@ -185,12 +186,19 @@ _RATIONALE_MESSAGES = {
 _ANSWER_TAG = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.IGNORECASE | re.DOTALL)
 
 
+_CONFIDENCE_TAG = re.compile(r"<confidence>\s*(.*?)\s*</confidence>", re.IGNORECASE | re.DOTALL)
+
+
 @dataclass(frozen=True)
 class Classification:
     category: str
+    confidence: float | None = None
 
     def as_json(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if self.confidence is None:  # most classifiers do not say; keep their parsed value as it was
+            del out["confidence"]
+        return out
 
 
 def parse_classification(text: str, *, categories: list[str] | None = None) -> Classification:
@@ -205,4 +213,17 @@ def parse_classification(text: str, *, categories: list[str] | None = None) -> C
         if value.lower() not in allowed:
             raise ParseError("classifier_unknown_category", f"{value!r} is not one of {', '.join(categories)}.")
         value = allowed[value.lower()]
-    return Classification(value)
+    return Classification(value, _confidence(text))
+
+
+def _confidence(text: str) -> float | None:
+    found = _CONFIDENCE_TAG.findall(text or "")
+    if not found:
+        return None
+    try:
+        value = float(found[-1])
+    except ValueError:
+        raise ParseError("classifier_bad_confidence", f"{found[-1]!r} is not a confidence.") from None
+    if not 0.0 <= value <= 1.0:
+        raise ParseError("classifier_bad_confidence", f"The confidence {value} is outside [0, 1].")
+    return value

@@ -48,7 +48,7 @@ class EndpointRef:
     """One role's endpoint: `name` of an existing LLMEndpoint, or `inline` fields to create one.
 
     Offline shorthands are inline: {"backend": "offline_replay", "offline_dataset": "<dataset name>"}, or
-    {"backend": "local_classifier"} for the local task classifier (no LLM endpoint at all); `shorthand`
+    {"backend": "offline_local_classifier"} for the local task classifier (no dataset); `shorthand`
     keeps the text as written, which is also the name an engine gives the endpoint it creates for it.
     """
 
@@ -155,7 +155,7 @@ def _shorthand(text: str, role: str, path: Path, problems: Problems) -> Endpoint
         if role != "classifier":
             problems.add(path, f"{LOCAL_CLASSIFIER} is a task classifier; it can only be the classifier")
             return None
-        return EndpointRef(inline={"backend": "local_classifier"}, shorthand=text)
+        return EndpointRef(inline={"backend": "offline_local_classifier"}, shorthand=text)
     parts = text.split(":", 2)
     kind = parts[1] if len(parts) > 1 else ""
     if kind not in OFFLINE_KINDS or len(parts) != 3 or not parts[2].strip():

@@ -21,7 +21,7 @@ class ResolvedEndpoint:
     role: str
     endpoint: LLMEndpoint | None = None  # an existing row: named in the config, or the one an inline name matches
     create: dict | None = None  # llm_endpoint_create(**create) fields, offline_dataset as a Dataset
-    local_classifier: bool = False  # offline:task-classifier: the local MiniLM classifier, no endpoint
+    local_classifier: bool = False  # offline:task-classifier: the local MiniLM classifier (an endpoint, no dataset)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +107,10 @@ def resolve_config(config: ExperimentConfig) -> ResolvedConfig:
     for role, ref in config.endpoints.items():
         path = ("endpoints", role)
         if ref.is_local_classifier:
-            endpoints[role] = ResolvedEndpoint(role, local_classifier=True)
+            backend = ref.inline["backend"]
+            create = {"name": ref.shorthand, "backend": backend, "model": backend}
+            existing = LLMEndpoint.objects.filter(name=ref.shorthand).first()
+            endpoints[role] = ResolvedEndpoint(role, endpoint=existing, create=create, local_classifier=True)
         elif ref.name is not None:
             if ref.name in rows:
                 endpoints[role] = ResolvedEndpoint(role, endpoint=rows[ref.name])

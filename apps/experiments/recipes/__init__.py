@@ -6,10 +6,10 @@ writing that list (and, at most, one new stage kind) and registering it below.
 """
 
 from apps.experiments.models import Experiment, Round, StageRun
-from apps.experiments.recipes import lion, mos, step_by_step
+from apps.experiments.recipes import lion, mos, step_by_step, tapir
 from apps.experiments.recipes.spec import StageSpec
 
-RECIPES = {"lion": lion, "step_by_step": step_by_step, "mos": mos}
+RECIPES = {"lion": lion, "step_by_step": step_by_step, "mos": mos, "tapir": tapir}
 
 
 def _recipes():

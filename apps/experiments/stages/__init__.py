@@ -26,8 +26,28 @@ def _kinds() -> dict[str, StageKind]:
         EvaluateStage,
         RationaleStage,
         SkillEvalStage,
+        *_tapir_kinds(),
     ]
     return {kind.name: kind() for kind in kinds}
+
+
+def _tapir_kinds() -> list[type[StageKind]]:
+    from apps.experiments.stages.classify import ClassifyStage
+    from apps.experiments.stages.expand import ExpandStage, TrainPoolStage
+    from apps.experiments.stages.resample import ResampleStage
+    from apps.experiments.stages.select import MfdStage, NextAlphaStage, SelectSeedsStage
+    from apps.experiments.stages.style import StyleStage
+
+    return [
+        MfdStage,
+        SelectSeedsStage,
+        ClassifyStage,
+        ResampleStage,
+        ExpandStage,
+        TrainPoolStage,
+        StyleStage,
+        NextAlphaStage,
+    ]
 
 
 _REGISTRY: dict[str, StageKind] = {}

@@ -10,6 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from apps.experiments.models import Lineage
 from apps.experiments.selectors import gate_open_count
 from apps.experiments.stages.base import Context, Outcome, StageKind
+from apps.experiments.stages.classify import MUST_REVIEW
 from apps.judging.models import Judgment, Response
 from apps.reviews.models import ReviewTask, ReviewVerdict
 
@@ -63,6 +64,14 @@ class ReviewGateStage(StageKind):
             from apps.experiments.snapshot_items import review_subjects
 
             return Response, review_subjects(ctx.round, kind)
+        if kind == ReviewTask.Kind.TASK_LABEL:  # TAPIR: the selected seeds' effective labels
+            from apps.experiments.models import TaskLabel
+            from apps.experiments.stages.classify import label_subjects
+
+            return TaskLabel, label_subjects(ctx)
+        if kind == ReviewTask.Kind.REWRITE:  # TAPIR: the round's styled answers
+            rows = Response.objects.filter(round=ctx.round, role__in=["rewrite", "teacher"]).exclude(style="")
+            return Response, [(pk, 0) for pk in rows.order_by("pk").values_list("pk", flat=True)]
         raise ValueError(f"review_gate cannot review {kind!r} yet")
 
     def _open(self, ctx: Context) -> None:
@@ -71,6 +80,8 @@ class ReviewGateStage(StageKind):
         k = sample_size(mode, len(subjects))
         if k < len(subjects):
             chosen = sorted(ctx.rng().choice(len(subjects), size=k, replace=False).tolist())
+            # Subjects a stage marked as needing a person (priority >= MUST_REVIEW) open whatever the mode.
+            chosen = sorted(set(chosen) | {i for i, (_, p) in enumerate(subjects) if p >= MUST_REVIEW})
             subjects = [subjects[i] for i in chosen]
         content_type = ContentType.objects.get_for_model(model)
         tasks = [
