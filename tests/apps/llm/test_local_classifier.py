@@ -67,3 +67,15 @@ def test_it_needs_no_dataset_and_says_so_when_tested():
     assert check.ok and "local task classifier" in check.message
     with pytest.raises(Exception, match="dataset"):
         llm_endpoint_create(name="replay-without-data", backend=LLMEndpoint.Backend.REPLAY)
+
+
+def test_the_classifier_contract_carries_a_confidence_only_when_the_reply_gives_one():
+    from workers.llm.contracts import check_reply
+
+    contract = {"kind": "classifier", "categories": ["Math", "Writing"]}
+    assert check_reply(contract, "<answer>Math</answer>").parsed == {"category": "Math"}
+    sure = check_reply(contract, "<answer>math</answer>\n<confidence>0.8125</confidence>")
+    assert sure.parsed == {"category": "Math", "confidence": 0.8125}
+    for bad in ("<confidence>1.5</confidence>", "<confidence>very</confidence>"):
+        check = check_reply(contract, f"<answer>Math</answer>{bad}")
+        assert not check.valid and check.code == "classifier_bad_confidence"
