@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from apps.datasets.models import Instruction
+from apps.experiments.stages.rationale import rationale_request
 from apps.llm.models import LLMCall, LLMEndpoint
 from apps.llm.selectors import estimate_requests, llm_request_for
 from workers.llm.prompts import get_template
@@ -95,8 +96,111 @@ def estimate_lion_round_one(resolved) -> list[StageEstimate]:
     return out
 
 
+def _seed_items(resolved) -> list[Instruction]:
+    seed = (resolved.datasets.get("seed") or [(None, None)])[0][0]
+    qs = Instruction.objects.filter(dataset=seed).order_by("pk")
+    cap = resolved.config.params.get("max_items")
+    return list(qs[: int(cap)] if cap else qs)
+
+
+def _answers(endpoint, items) -> list:
+    answer = get_template("teacher_answer")
+    return [llm_request_for(endpoint, answer, {"instruction": i.text, "input": i.input}) for i in items]
+
+
+def _student(endpoints: dict, stage: str, items: list, model: str) -> StageEstimate:
+    if endpoints.get("student") is not None:
+        return _estimate(stage, "student", endpoints["student"], _answers(endpoints["student"], items))
+    return StageEstimate(stage, "student", 0, 0, note=f"{len(items)} answers generated locally by {model}")
+
+
+def _judge_both_orders(endpoint, items) -> StageEstimate:
+    judge, placeholder = get_template("judge_pairwise"), " ".join(["answer"] * PLACEHOLDER_WORDS)
+    requests = []
+    for i in items:
+        base = {"instruction": i.text, "input": i.input, "answer_2": placeholder}
+        requests += [llm_request_for(endpoint, judge, {**base, "answer_1": i.reference_output or placeholder})] * 2
+    return _estimate("judge", "judge", endpoint, requests, note="both orders; answers approximated")
+
+
+def estimate_tapir_round_one(resolved) -> list[StageEstimate]:
+    """TAPIR's first round. Which seeds are hard, their task labels and the resampled set are not known
+    before the judge and the classifier have spoken: those stages are bounded from above and say so."""
+    config, params = resolved.config, resolved.config.params
+    seeds = _seed_items(resolved)
+    endpoints = {role: _endpoint(r) for role, r in resolved.endpoints.items()}
+    model = config.student.get("model")
+    out = [_student(endpoints, "student_seeds", seeds, model)]
+    out.append(_estimate("teacher_seeds", "teacher", endpoints["teacher"], _answers(endpoints["teacher"], seeds)))
+    out.append(_judge_both_orders(endpoints["judge"], seeds))
+    out.append(StageEstimate("classify", "classifier", 0, 0, note="the local classifier: no LLM call"))
+    if endpoints.get("classifier") is not None:
+        template = get_template("classify_task")
+        requests = [llm_request_for(endpoints["classifier"], template, {"instruction": i.text}) for i in seeds]
+        out.append(
+            _estimate("classify_llm", "classifier", endpoints["classifier"], requests, note="at most: low confidence")
+        )
+    selected = min(int(params.get("seeds_per_round", 1000)), len(seeds))
+    drawn = int(params.get("resample_total") or selected)
+    expansions = drawn * int(params.get("expansions_per_seed", 1))
+    template = get_template("expand_seed")
+    requests = [
+        llm_request_for(
+            endpoints["generator"],
+            template,
+            {"instruction": s.text, "input": s.input, "task_type": "Others"},
+            sample=k // max(1, len(seeds)),
+        )
+        for k, s in enumerate(seeds[k % len(seeds)] for k in range(expansions if seeds else 0))
+    ]
+    out.append(_estimate("expand", "generator", endpoints["generator"], requests, note=f"{expansions} expansions"))
+    style = get_template("answer_detailed" if params.get("style") == "answer" else "rewrite_detailed")
+    placeholder = " ".join(["answer"] * PLACEHOLDER_WORDS)
+    styled = (seeds[:selected] + [seeds[k % len(seeds)] for k in range(expansions)]) if seeds else []
+    requests = [
+        llm_request_for(endpoints["teacher"], style, {"instruction": i.text, "input": i.input, "answer": placeholder})
+        for i in styled
+    ]
+    out.append(_estimate("style", "teacher", endpoints["teacher"], requests, note="styles approximated as detailed"))
+    out.append(StageEstimate("train", "student", 0, 0, note=f"trains {model} on the styled answers"))
+    return out
+
+
+def estimate_step_by_step_round_one(resolved) -> list[StageEstimate]:
+    config = resolved.config
+    labelled = [i for i in _seed_items(resolved) if i.gold_label]
+    endpoint = _endpoint(resolved.endpoints["teacher"])
+    requests = [rationale_request(endpoint, i, config.params) for i in labelled]
+    return [
+        _estimate("rationales", "teacher", endpoint, requests, note=f"{len(labelled)} labelled examples"),
+        StageEstimate("train", "student", 0, 0, note=f"trains {config.student.get('model')} on predict/explain"),
+    ]
+
+
+def estimate_mos_round_one(resolved) -> list[StageEstimate]:
+    config = resolved.config
+    cap = config.params.get("max_items")
+    items = []
+    for role in ("skill", "target"):
+        for dataset, _weight in resolved.datasets.get(role, []):
+            qs = Instruction.objects.filter(dataset=dataset).order_by("pk")
+            items += list(qs[: int(cap)] if cap else qs)
+    out = []
+    teacher = resolved.endpoints.get("teacher")
+    if config.params.get("teacher_answers") and teacher is not None:
+        endpoint = _endpoint(teacher)
+        out.append(_estimate("teacher_answers", "teacher", endpoint, _answers(endpoint, items), note="every skill"))
+    out.append(StageEstimate("train", "student", 0, 0, note=f"trains {config.student.get('model')} on {len(items)}"))
+    return out
+
+
+ESTIMATORS = {
+    "lion": estimate_lion_round_one,
+    "tapir": estimate_tapir_round_one,
+    "step_by_step": estimate_step_by_step_round_one,
+    "mos": estimate_mos_round_one,
+}
+
+
 def estimate_round_one(resolved) -> list[StageEstimate]:
-    recipe = resolved.config.recipe
-    if recipe != "lion":
-        raise ValueError(f"No estimate for recipe {recipe!r} yet.")
-    return estimate_lion_round_one(resolved)
+    return ESTIMATORS[resolved.config.recipe](resolved)
