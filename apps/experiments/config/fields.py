@@ -65,6 +65,8 @@ def _range_text(field: Field, whole: bool) -> str:
 
 
 def expectation(field: Field) -> str:
+    if field.low is not None and field.low == field.high and not (field.open_low or field.open_high):
+        return f"{field.low:g}" + (f" ({field.doc})" if field.doc else "")
     if field.kind == "float":
         return "a number" + _range_text(field, False)
     if field.kind == "int":

@@ -49,6 +49,10 @@ def _rounds(default: Any = None, **kw) -> Field:
     return Field("int", default, low=1, high=MAX_ROUNDS, doc="rounds of the loop", **kw)
 
 
+# Step-by-step and Mixture-of-Skills are one pass over their data: a second round would have no stages.
+_ONE_PASS = Field("int", 1, low=1, high=1, doc="1: the method is one pass over its data")
+
+
 def _common(rounds: Field) -> dict[str, Field]:
     return {
         "rounds": rounds,
@@ -91,7 +95,7 @@ TAPIR: dict[str, Field] = {
 }
 
 STEP_BY_STEP: dict[str, Field] = {
-    **_common(_rounds(1)),
+    **_common(_ONE_PASS),
     "alpha": Field("float", algo=(StepByStepConfig, "alpha"), source="paper"),
     "dataset_kind": Field("choice", "generic", choices=DATASET_KINDS),
     "drop_mismatched": Field("bool", algo=(StepByStepConfig, "drop_mismatched"), source="paper"),
@@ -105,7 +109,7 @@ STEP_BY_STEP: dict[str, Field] = {
 }
 
 MOS: dict[str, Field] = {
-    **_common(_rounds(1)),
+    **_common(_ONE_PASS),
     "reward": Field("choice", algo=(MoSConfig, "reward"), choices=("cossim", "diff")),
     "smooth": Field("bool", algo=(MoSConfig, "smooth")),
     "beta": Field("float", algo=(MoSConfig, "beta"), source="paper"),

@@ -129,6 +129,8 @@ CASES = [
     ),
     ("lion-no-judge", LION, {"endpoints": {"judge": None}}, "endpoints.judge", ["lion needs a judge"]),
     ("tapir-no-generator", TAPIR, {"endpoints": {"generator": DELETE}}, "endpoints.generator", ["tapir needs"]),
+    ("sbs-rounds", STEP_BY_STEP, {"params": {"rounds": 3}}, "params.rounds", ["expected 1 (1: the method is one pass"]),
+    ("mos-rounds", MOS, {"params": {"rounds": 2}}, "params.rounds", ["one pass over its data", "got 2"]),
     ("sbs-no-teacher", STEP_BY_STEP, {"endpoints": DELETE}, "endpoints.teacher", ["step_by_step needs a teacher"]),
     ("mos-one-skill", MOS, {"datasets": [{"name": "demo-svamp"}]}, "datasets", ["at least 2 datasets, got 1"]),
     ("mos-no-datasets", MOS, {"datasets": DELETE}, "datasets", ["mos needs datasets"]),
