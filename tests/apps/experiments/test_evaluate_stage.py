@@ -3,11 +3,15 @@ gateway runner), its figures checked by hand from the stored judgments, accuracy
 API, and a regression alert when a category falls from one round to the next."""
 
 import re
+from io import StringIO
 
 import pytest
+from django.core.management.base import OutputWrapper
 from django.db.models import F
 
 from apps.core.roles import Role
+from apps.experiments.cli import ProgressPrinter
+from apps.experiments.management.commands.run_experiment import Command
 from apps.experiments.models import Evaluation, EvaluationCategory, Experiment, ExperimentDataset, Round, StageRun
 from apps.experiments.services import experiment_create, experiment_start
 from apps.judging.models import Judgment, Response
@@ -325,3 +329,15 @@ def test_a_category_that_falls_in_the_next_round_raises_a_regression_alert(llm_s
     assert (rows["Math"].win_rate, rows["Writing"].win_rate) == (0.0, 1.0)
     round_two = Round.objects.get(experiment=experiment, index=2)
     assert [a["category"] for a in round_two.metrics["evaluation"]["regressions"]] == ["Math"]
+
+    # run_experiment prints each finished round's evaluation once, with its alerts.
+    out = StringIO()
+    command, reported = Command(stdout=out), set()
+    printer = ProgressPrinter(OutputWrapper(StringIO()), tty=False)
+    for _ in range(2):
+        command._report_evaluations(experiment, printer, reported)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("Round 1 evaluation on 8 items: win rate 100.0% [100.0%, 100.0%]")
+    assert lines[1].startswith("Round 2 evaluation on 8 items: win rate 50.0%")
+    assert lines[1].endswith("REGRESSION Math win rate 100.0% → 0.0%")
