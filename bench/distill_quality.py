@@ -30,7 +30,7 @@ an answer to a reference answer, mapped onto 1-10 with floor 0.2), asked in both
   percentile bootstrap interval and the length-controlled rate come from workers.algorithms.evaluation. A
   calibration row scores AlpacaEval's recorded alpaca-7b and text-davinci-003 answers the same way.
 
-Every step is seeded; the run is bounded by the sizes (about 8 minutes at the defaults on 2 CPU cores).
+Every step is seeded; the run is bounded by the sizes (about 6 to 7 minutes at the defaults on 2 CPU cores).
 """
 
 from __future__ import annotations
