@@ -243,13 +243,17 @@ if RUN_MODE.is_embedded:
     _broker = embedded_broker_dir()
     for _sub in ("queue", "processed", "control"):
         (_broker / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    import config.broker  # noqa: F401 - registers the retortfs transport: kombu's file broker, written atomically
+
+    CELERY_BROKER_URL = "retortfs://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker / "queue"),
         "data_folder_out": str(_broker / "queue"),
         "processed_folder": str(_broker / "processed"),
         "control_folder": str(_broker / "control"),
         "store_processed": False,
+        # How often an idle consumer looks for new message files (tests that hop between processes lower it).
+        "polling_interval": float(os.environ.get("RETORT_BROKER_POLL_S") or 1.0),
     }
 else:
     CELERY_BROKER_URL = os.environ["CELERY_BROKER_URL"]
