@@ -23,9 +23,12 @@ class SkillEvalStage(StageKind):
         by_kind = (snapshot.counts or {}).get("by_kind", {}) if snapshot else {}
         heldout = PoolMember.objects.filter(experiment=ctx.experiment, pool=PoolMember.Pool.HELDOUT)
         table = {}
-        for name, dataset_id in skills(ctx.experiment):
+        # Keyed by dataset name; "index" is the skill's place in the sampler (mos_p.<index>), because a
+        # JSON object's key order is not kept (PostgreSQL's jsonb sorts keys).
+        for index, (name, dataset_id) in enumerate(skills(ctx.experiment)):
             figures = measured.get(name) or {}
             table[name] = {
+                "index": index,
                 "train": by_kind.get(f"{SKILL_PREFIX}{name}", 0),
                 "heldout": heldout.filter(instruction__dataset_id=dataset_id).count(),
                 "loss": figures.get("loss"),

@@ -116,10 +116,10 @@ def test_two_skills_train_for_real_and_report_p_psi_and_held_out_figures_per_dat
     round_.refresh_from_db()
     assert round_.metrics["evaluated"] is True and round_.metrics["training_job"] == job.pk
     table = round_.metrics["skills"]
-    assert list(table) == [arith.name, chat.name]
+    assert sorted(table, key=lambda name: table[name]["index"]) == [arith.name, chat.name]
     last = {
-        name: TrainingMetric.objects.filter(job=job, name=f"mos_p.{k}").order_by("-step").first().value
-        for k, name in enumerate(table)
+        name: TrainingMetric.objects.filter(job=job, name=f"mos_p.{figures['index']}").order_by("-step").first().value
+        for name, figures in table.items()
     }
     for name, figures in table.items():
         assert (figures["train"], figures["heldout"]) == (8, 1)
