@@ -44,7 +44,18 @@ from tests.llm_server.server import Faults, ServerThread
 
 # The live workers outlast each test's flush; a serialized rollback restores the migrated rows (content
 # types) with their ids, so what the workers cached of them stays true.
-pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.slow]
+# On PostgreSQL the serialized rollback collides with the content types that post_migrate recreates after
+# the flush (duplicate key), so these run in CI's embedded phase (`-m smoke`: SQLite, file broker, real
+# workers) and are skipped, saying why, against PostgreSQL until the setup is fixed there.
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.slow,
+    pytest.mark.smoke,
+    pytest.mark.skipif(
+        bool(os.environ.get("DATABASE_URL")),
+        reason="kill tests run on the embedded default; PostgreSQL's serialized rollback clashes with content types",
+    ),
+]
 
 LATENCY_S = 0.1
 CONCURRENCY = 4
