@@ -36,6 +36,7 @@ test: lint check-migrations pytest
 bench: install
 	$(BIN)/python bench/import_export.py
 	$(BIN)/python bench/llm_throughput.py
+	$(BIN)/python bench/round.py
 
 clean:
 	rm -rf var/
