@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_RECOVERERS = [
     "apps.training.services.training_job_recover_stale",
     "apps.training.services.generation_job_recover_stale",
+    "apps.training.services.merge_job_recover_stale",
     # Not a job: wakes running experiments, whose advance task may have died with its worker.
     "apps.experiments.recovery.experiment_recover_stale",
 ]

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.training.models import Artifact, GenerationItem, GenerationJob, TrainingJob, TrainingMetric
+from apps.training.models import Artifact, GenerationItem, GenerationJob, MergeJob, TrainingJob, TrainingMetric
 
 # Jobs change state only through the services and the gpu task: the admin shows them read-only.
 _JOB_FIELDS = [
@@ -43,12 +43,20 @@ class GenerationJobAdmin(admin.ModelAdmin):
     readonly_fields = [*_JOB_FIELDS, "prompts_count", "done_count", "input_path", "output_path", "params"]
 
 
+@admin.register(MergeJob)
+class MergeJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "adapter", "status", "merged", "attempts", "worker", "finished_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["adapter", "merged"]
+    readonly_fields = [*_JOB_FIELDS, "adapter", "merged"]
+
+
 @admin.register(Artifact)
 class ArtifactAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "base_model", "sha256", "size_bytes", "created_at"]
     list_filter = ["kind"]
     search_fields = ["path", "sha256", "base_model"]
-    readonly_fields = ["sha256", "size_bytes", "snapshot_hash", "spec", "metadata", "created_at"]
+    readonly_fields = ["sha256", "size_bytes", "snapshot_hash", "source", "spec", "metadata", "created_at"]
 
 
 @admin.register(TrainingMetric)

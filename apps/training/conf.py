@@ -34,6 +34,11 @@ def generator_module() -> str:
     return _value("RETORT_GENERATOR_MODULE", "workers.training.generate")
 
 
+def merger_module() -> str:
+    """The module that folds a LoRA adapter into its base (`python -m <module> --spec spec.json`)."""
+    return _value("RETORT_MERGER_MODULE", "workers.training.merge")
+
+
 def training_root() -> Path:
     """Where jobs write their spec, log, metrics, checkpoints and final weights. With workers on several
     machines it must be shared storage: the web server streams artifact downloads from it."""

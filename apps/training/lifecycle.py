@@ -17,7 +17,15 @@ from django.utils import timezone
 
 from apps.core.enqueue import send_on_commit
 from apps.core.heartbeat import worker_identity
-from apps.training.models import Artifact, GenerationItem, GenerationJob, JobStatus, TrainingJob, TrainingMetric
+from apps.training.models import (
+    Artifact,
+    GenerationItem,
+    GenerationJob,
+    JobStatus,
+    MergeJob,
+    TrainingJob,
+    TrainingMetric,
+)
 from apps.training.signals import generation_job_finished, training_job_finished
 
 logger = logging.getLogger(__name__)
@@ -25,6 +33,7 @@ logger = logging.getLogger(__name__)
 # Tasks are sent by name: the tasks module imports this one.
 RUN_TRAINING_TASK = "apps.training.tasks.run_training_job"
 RUN_GENERATION_TASK = "apps.training.tasks.run_generation_job"
+RUN_MERGE_TASK = "apps.training.tasks.run_merge_job"
 
 
 class Beat(enum.Enum):
@@ -97,13 +106,21 @@ def training_job_beat(*, job_id: int, attempt: int, rows: list[tuple[int, str, f
     return Beat.CANCEL if cancel else Beat.OK
 
 
-def generation_job_beat(*, job_id: int, attempt: int) -> Beat:
+def _beat(model, job_id: int, attempt: int) -> Beat:
     now = timezone.now()
     with transaction.atomic():
-        if not _owned(GenerationJob, job_id, attempt).update(heartbeat_at=now, updated_at=now):
+        if not _owned(model, job_id, attempt).update(heartbeat_at=now, updated_at=now):
             return Beat.LOST
-        cancel = GenerationJob.objects.filter(pk=job_id).values_list("cancel_requested", flat=True).get()
+        cancel = model.objects.filter(pk=job_id).values_list("cancel_requested", flat=True).get()
     return Beat.CANCEL if cancel else Beat.OK
+
+
+def generation_job_beat(*, job_id: int, attempt: int) -> Beat:
+    return _beat(GenerationJob, job_id, attempt)
+
+
+def merge_job_beat(*, job_id: int, attempt: int) -> Beat:
+    return _beat(MergeJob, job_id, attempt)
 
 
 @dataclass
@@ -185,4 +202,37 @@ def generation_job_finish(*, job_id: int, attempt: int, outcome: Outcome) -> Gen
         job.save(update_fields=["status", "exit_code", "error", "finished_at", "done_count", "updated_at"])
         if job.is_finished:
             send_finished_on_commit(job)
+    return job
+
+
+def merge_job_finish(*, job_id: int, attempt: int, outcome: Outcome) -> MergeJob | None:
+    """Record how a merge attempt ended and, on success, register the merged model as an artifact linked
+    to its adapter (once: a retried finish finds it). None when the job was no longer this worker's."""
+    with transaction.atomic():
+        job = _owned(MergeJob, job_id, attempt).select_for_update().first()
+        if job is None:
+            return None
+        job.status, job.exit_code, job.error = outcome.status, outcome.exit_code, outcome.error
+        if outcome.status == JobStatus.QUEUED:
+            send_on_commit(RUN_MERGE_TASK, job.pk)
+        else:
+            job.finished_at = timezone.now()
+        if outcome.artifact is not None:
+            adapter, found = job.adapter, outcome.artifact
+            job.merged, _ = Artifact.objects.get_or_create(
+                source=adapter,
+                kind=Artifact.Kind.MERGED,
+                defaults={
+                    "training_job_id": adapter.training_job_id,
+                    "round_id": adapter.round_id,
+                    "path": found.path,
+                    "sha256": found.sha256,
+                    "size_bytes": found.size_bytes,
+                    "base_model": adapter.base_model,
+                    "snapshot_hash": adapter.snapshot_hash,
+                    "spec": adapter.spec,
+                    "metadata": found.metadata,
+                },
+            )
+        job.save(update_fields=["status", "exit_code", "error", "finished_at", "merged", "updated_at"])
     return job

@@ -105,6 +105,7 @@ class Artifact(models.Model):
         CHECKPOINT = "checkpoint", "checkpoint"
         EXPORT = "export", "dataset export"
         EVALUATION = "evaluation", "evaluation report"
+        MERGED = "merged", "merged model"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     training_job = models.ForeignKey(
@@ -112,6 +113,14 @@ class Artifact(models.Model):
     )
     round = models.ForeignKey(
         "experiments.Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="artifacts"
+    )
+    source = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="derived",
+        help_text="For a merged model: the LoRA adapter it was merged from.",
     )
     path = models.CharField(max_length=1000, help_text="The artifact's folder (or file) on the shared storage.")
     sha256 = models.CharField(
@@ -127,7 +136,13 @@ class Artifact(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["kind", "-id"], name="artifact_kind")]
-        constraints = [models.UniqueConstraint(fields=["training_job", "path"], name="artifact_once_per_job_path")]
+        constraints = [
+            models.UniqueConstraint(fields=["training_job", "path"], name="artifact_once_per_job_path"),
+            # An adapter is merged into its base once: a second press finds the first merge.
+            models.UniqueConstraint(
+                fields=["source"], condition=Q(kind="merged"), name="artifact_one_merge_per_source"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.kind} {self.sha256[:12]}"
@@ -170,3 +185,27 @@ class GenerationItem(models.Model):
 
     def __str__(self):
         return self.key
+
+
+class MergeJob(GpuJob):
+    """Folding a LoRA adapter into its base model on a gpu worker (workers.training.merge); on success the
+    merged weights are a new Artifact of kind merged whose `source` is the adapter."""
+
+    adapter = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="merge_jobs")
+    merged = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # One merge in flight or done per adapter, whoever presses and however often; a failed or
+            # cancelled one makes room for another try.
+            models.UniqueConstraint(
+                fields=["adapter"],
+                condition=Q(status__in=["queued", "running", "succeeded"]),
+                name="merge_one_live_job_per_adapter",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="merge_job_stale")]
+
+    def __str__(self):
+        return f"merge #{self.pk} ({self.status})"

@@ -62,6 +62,9 @@ def model_card(artifact: Artifact) -> str:
     ]
     if "eval_loss" in meta:
         lines.append(f"| eval loss | {meta['eval_loss']} |")
+    if artifact.kind == Artifact.Kind.MERGED:
+        adapter_sha = meta.get("adapter_sha256", "?")
+        lines.append(f"| merged from | LoRA adapter #{artifact.source_id}, manifest sha256 `{adapter_sha}` |")
     lines += ["", "## Training spec", "", "```json", json.dumps(spec, indent=2, sort_keys=True), "```", ""]
     lines += [
         "## Files",
@@ -70,7 +73,20 @@ def model_card(artifact: Artifact) -> str:
         "",
     ]
     lines += ["```", *(f"{f['sha256']}  {f['path']}" for f in files), "```", "", "## Loading", ""]
-    if adapter:
+    if artifact.kind == Artifact.Kind.MERGED:
+        loader = "AutoModelForSeq2SeqLM" if meta.get("architecture") == "seq2seq" else "AutoModelForCausalLM"
+        lines += [
+            "The LoRA adapter folded into its base (peft's merge_and_unload): whole weights in safetensors that",
+            "transformers loads without peft, computing what the base with the adapter computes.",
+            "`SHA256SUMS` lists each file's sha256 (`sha256sum -c SHA256SUMS`); `merge.json` says what was merged.",
+            "",
+            "```python",
+            f"from transformers import {loader}, AutoTokenizer",
+            f'model = {loader}.from_pretrained("path/to/this/folder")',
+            'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")',
+            "```",
+        ]
+    elif adapter:
         lines += [
             "A LoRA adapter (peft). Load the base model, then the adapter from this folder:",
             "",

@@ -26,10 +26,12 @@ from apps.training.lifecycle import (
     generation_job_finish,
     generation_outputs_store,
     job_claim,
+    merge_job_beat,
+    merge_job_finish,
     training_job_beat,
     training_job_finish,
 )
-from apps.training.models import Artifact, GenerationItem, GenerationJob, JobStatus, TrainingJob
+from apps.training.models import Artifact, GenerationItem, GenerationJob, JobStatus, MergeJob, TrainingJob
 from apps.training.supervisor import Child, MetricsTail, log_tail, output_lock
 
 logger = logging.getLogger(__name__)
@@ -100,9 +102,10 @@ class ArtifactError(Exception):
     pass
 
 
-def artifact_files(result: dict, *, output_dir: Path, finetune: str) -> ArtifactFiles:
+def artifact_files(result: dict, *, output_dir: Path, finetune: str, kind: str | None = None) -> ArtifactFiles:
     """Hash the final folder ourselves (a trainer's own list is checked against it, never trusted) and name
-    the folder by the sha256 of its manifest: one "sha256  relative/path" line a file, sorted by path."""
+    the folder by the sha256 of its manifest: one "sha256  relative/path" line a file, sorted by path.
+    The kind follows the fine-tuning (adapter for LoRA, else weights) unless `kind` says otherwise."""
     final = Path(result.get("final_dir") or output_dir / "final")
     if not final.is_dir():
         raise ArtifactError(f"the trainer reported success but left no final folder at {final}")
@@ -119,7 +122,8 @@ def artifact_files(result: dict, *, output_dir: Path, finetune: str) -> Artifact
         if where in ours and ours[where] != listed.get("sha256"):
             raise ArtifactError(f"{listed['path']} does not match the sha256 the trainer reported")
     manifest = "".join(f"{f['sha256']}  {f['path']}\n" for f in files)
-    kind = Artifact.Kind.ADAPTER if (result.get("finetune") or finetune) == "lora" else Artifact.Kind.WEIGHTS
+    if kind is None:
+        kind = Artifact.Kind.ADAPTER if (result.get("finetune") or finetune) == "lora" else Artifact.Kind.WEIGHTS
     extra = {k: v for k, v in result.items() if k not in ("files", "final_dir", "status")}
     return ArtifactFiles(
         kind=kind,
@@ -285,3 +289,61 @@ def generation_job_run(*, job_id: int) -> GenerationJob | None:
         else:
             outcome = _ended(rc, cancelled=cancelled, attempts=attempt, log_path=job.log_path)
         return generation_job_finish(job_id=job_id, attempt=attempt, outcome=outcome)
+
+
+def _merge_spec(job: MergeJob) -> dict:
+    adapter = job.adapter
+    spec = {
+        "base_model": job.base_model,
+        "adapter_dir": adapter.path,
+        "output_dir": job.output_dir,
+        "adapter_sha256": adapter.sha256,
+    }
+    if (adapter.spec or {}).get("architecture") in ("causal", "seq2seq"):
+        spec["architecture"] = adapter.spec["architecture"]
+    return spec
+
+
+def merge_job_run(*, job_id: int) -> MergeJob | None:
+    """Merge a job's adapter into its base in a subprocess and register the merged model."""
+    job = MergeJob.objects.filter(pk=job_id).first()
+    if job is None or not job.output_dir:
+        return None
+    folder = Path(job.output_dir)
+    with output_lock(folder) as lock:
+        if lock is None:
+            return None
+        job = job_claim(MergeJob, job_id=job_id, stale_after_s=conf.stale_after_s())
+        if job is None:
+            return None
+        attempt = job.attempts
+        if job.cancel_requested:
+            outcome = Outcome(JobStatus.CANCELLED, None, "cancelled before it ran")
+            return merge_job_finish(job_id=job_id, attempt=attempt, outcome=outcome)
+        job = MergeJob.objects.select_related("adapter").get(pk=job_id)
+        spec_path = folder / "spec.json"
+        _write_json(spec_path, _merge_spec(job))
+        (folder / "result.json").unlink(missing_ok=True)
+        what = f"merge job {job_id} (attempt {attempt})"
+        child = _child([sys.executable], conf.merger_module(), spec_path, job.log_path, lock)
+        try:
+            state, cancelled = _supervise(child, lambda: merge_job_beat(job_id=job_id, attempt=attempt), what)
+        except SoftTimeLimitExceeded:
+            outcome = Outcome(JobStatus.FAILED, child.poll(), "stopped: over the merge time limit")
+            return merge_job_finish(job_id=job_id, attempt=attempt, outcome=outcome)
+        if state is Beat.LOST:
+            return None
+        rc = child.poll()
+        result = _read_json(folder / "result.json")
+        if rc == 0 and result.get("status") == "succeeded":
+            try:
+                found = artifact_files(result, output_dir=folder, finetune="full", kind=Artifact.Kind.MERGED)
+                outcome = Outcome(JobStatus.SUCCEEDED, rc, artifact=found)
+            except ArtifactError as exc:
+                outcome = Outcome(JobStatus.FAILED, rc, str(exc))
+        else:
+            outcome = _ended(
+                rc, cancelled=cancelled, attempts=attempt, log_path=job.log_path, error=str(result.get("error", ""))
+            )
+        logger.info("%s ended: exit %s, %s", what, rc, outcome.status)
+        return merge_job_finish(job_id=job_id, attempt=attempt, outcome=outcome)

@@ -6,9 +6,20 @@ from dataclasses import dataclass
 from django.db.models import Avg, Count, F, Max, Min
 
 from apps.core.errors import RetortError
-from apps.training.models import Artifact, GenerationItem, GenerationJob, JobStatus, TrainingJob, TrainingMetric
+from apps.training.models import (
+    Artifact,
+    GenerationItem,
+    GenerationJob,
+    JobStatus,
+    MergeJob,
+    TrainingJob,
+    TrainingMetric,
+)
 
+# What a round's student answers with: the trained adapter or weights (a merged model computes the same as
+# its adapter, so it is listed in the registry but never picked as the round's checkpoint).
 MODEL_KINDS = (Artifact.Kind.ADAPTER, Artifact.Kind.WEIGHTS)
+REGISTRY_KINDS = (*MODEL_KINDS, Artifact.Kind.MERGED)
 
 
 def training_job_for_round(*, round_id: int) -> TrainingJob | None:
@@ -88,12 +99,45 @@ def artifact_latest_for_round(*, round_id: int) -> Artifact | None:
 
 
 def artifact_registry(*, before: int | None = None, limit: int = 100) -> tuple[list[Artifact], int | None]:
-    """Model artifacts newest first, a page at a time by id (keyset), and the id to continue before."""
-    rows = Artifact.objects.filter(kind__in=MODEL_KINDS).select_related("round__experiment", "training_job")
+    """Model artifacts (adapters, weights, merged models) newest first, a page at a time by id (keyset),
+    and the id to continue before."""
+    rows = Artifact.objects.filter(kind__in=REGISTRY_KINDS).select_related("round__experiment", "training_job")
     if before:
         rows = rows.filter(pk__lt=before)
     page = list(rows.order_by("-id")[: limit + 1])
     return page[:limit], (page[limit - 1].pk if len(page) > limit else None)
+
+
+def artifact_merge_refusal(artifact: Artifact) -> str | None:
+    """Why an artifact cannot be merged into a base model, or None when it can (a LoRA adapter that names
+    its base)."""
+    if artifact.kind == Artifact.Kind.MERGED:
+        return "it is already a merged model"
+    if artifact.kind == Artifact.Kind.WEIGHTS:
+        return "full fine-tuning saved whole weights; only a LoRA adapter is merged into its base"
+    if artifact.kind != Artifact.Kind.ADAPTER:
+        return f"a {artifact.get_kind_display()} is not a model"
+    if not artifact.base_model:
+        return "the adapter does not name its base model"
+    return None
+
+
+@dataclass(frozen=True)
+class RegistryRow:
+    artifact: Artifact
+    merge_refusal: str | None  # None: a LoRA adapter that may be merged
+    merge: MergeJob | None  # the adapter's newest merge job
+
+
+def artifact_registry_rows(*, before: int | None = None, limit: int = 100) -> tuple[list[RegistryRow], int | None]:
+    """The registry page: each artifact with whether it can be merged and its newest merge (two queries)."""
+    artifacts, next_before = artifact_registry(before=before, limit=limit)
+    merges: dict[int, MergeJob] = {}
+    adapters = [a.pk for a in artifacts if a.kind == Artifact.Kind.ADAPTER]
+    for job in MergeJob.objects.filter(adapter_id__in=adapters).order_by("adapter_id", "-id"):
+        merges.setdefault(job.adapter_id, job)
+    rows = [RegistryRow(a, artifact_merge_refusal(a), merges.get(a.pk)) for a in artifacts]
+    return rows, next_before
 
 
 @dataclass(frozen=True)

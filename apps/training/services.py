@@ -1,4 +1,5 @@
-"""Writes for training: queue a round's training job once, queue local generation, cancel, recover.
+"""Writes for training: queue a round's training job once, queue local generation, queue an adapter's
+merge into its base once, cancel, recover.
 
 The gpu tasks' own writes (claim, heartbeat, outcome) are in apps.training.lifecycle.
 """
@@ -15,8 +16,9 @@ from apps.core.enqueue import send, send_on_commit
 from apps.core.errors import RetortError
 from apps.core.roles import Role, require_role
 from apps.training import conf
-from apps.training.lifecycle import RUN_GENERATION_TASK, RUN_TRAINING_TASK, send_finished_on_commit
-from apps.training.models import ACTIVE, GenerationItem, GenerationJob, JobStatus, TrainingJob
+from apps.training.lifecycle import RUN_GENERATION_TASK, RUN_MERGE_TASK, RUN_TRAINING_TASK, send_finished_on_commit
+from apps.training.models import ACTIVE, Artifact, GenerationItem, GenerationJob, JobStatus, MergeJob, TrainingJob
+from apps.training.selectors import artifact_merge_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +182,41 @@ def training_generation_enqueue(
     return job
 
 
+def artifact_merge(*, artifact_id: int, by) -> MergeJob:
+    """Queue the merge of a LoRA adapter into its base model (operators only). Pressed again — a second
+    click, another operator, a retried request — it returns the adapter's queued, running or succeeded merge
+    and sends nothing; after a failed one it queues a new try. On success the gpu worker registers the
+    merged weights as an Artifact of kind merged whose `source` is the adapter."""
+    require_role(by, Role.OPERATOR)
+    live = [*ACTIVE, JobStatus.SUCCEEDED]
+    with transaction.atomic():
+        # The adapter's row lock serialises presses; the partial unique index backs it where it is not taken.
+        artifact = Artifact.objects.select_for_update().filter(pk=artifact_id).first()
+        if artifact is None:
+            raise RetortError(f"There is no artifact #{artifact_id}.")
+        refusal = artifact_merge_refusal(artifact)
+        if refusal:
+            raise RetortError(f"Artifact #{artifact_id} cannot be merged: {refusal}.")
+        existing = MergeJob.objects.filter(adapter=artifact, status__in=live).order_by("-id").first()
+        if existing is not None:
+            return existing
+        job = MergeJob(adapter=artifact, base_model=artifact.base_model, requested_by=_user(by))
+        try:
+            job.full_clean()
+        except ValidationError as exc:
+            raise _invalid(exc) from None
+        try:
+            with transaction.atomic():
+                job.save()
+        except IntegrityError:
+            return MergeJob.objects.get(adapter=artifact, status__in=live)
+        folder = conf.training_root() / f"merge-{job.pk}"
+        job.output_dir, job.log_path = str(folder), str(folder / "merge.log")
+        job.save(update_fields=["output_dir", "log_path", "updated_at"])
+        send_on_commit(RUN_MERGE_TASK, job.pk)
+    return job
+
+
 def _recover(model, task_name: str, *, stale_after_s: float) -> list[int]:
     now = timezone.now()
     dead = now - timedelta(seconds=stale_after_s)
@@ -214,3 +251,8 @@ def training_job_recover_stale(*, stale_after_s: float) -> list[int]:
 
 def generation_job_recover_stale(*, stale_after_s: float) -> list[int]:
     return _recover(GenerationJob, RUN_GENERATION_TASK, stale_after_s=max(stale_after_s, conf.stale_after_s()))
+
+
+def merge_job_recover_stale(*, stale_after_s: float) -> list[int]:
+    """Queue again the merges whose worker stopped beating (a merge starts over: it writes beside and renames)."""
+    return _recover(MergeJob, RUN_MERGE_TASK, stale_after_s=max(stale_after_s, conf.stale_after_s()))

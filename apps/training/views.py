@@ -11,8 +11,8 @@ from apps.core.htmx import stop_polling
 from apps.core.roles import Role
 from apps.training.models import Artifact, TrainingJob
 from apps.training.packaging import artifact_zip_stream, zip_name
-from apps.training.selectors import artifact_registry, training_metric_latest, training_metric_table
-from apps.training.services import training_job_cancel
+from apps.training.selectors import artifact_registry_rows, training_metric_latest, training_metric_table
+from apps.training.services import artifact_merge, training_job_cancel
 from apps.training.supervisor import log_tail
 
 
@@ -23,8 +23,20 @@ def _before(request) -> int | None:
 
 @role_required(Role.VIEWER)
 def artifact_index(request):
-    artifacts, next_before = artifact_registry(before=_before(request))
-    return render(request, "training/artifacts.html", {"artifacts": artifacts, "next_before": next_before})
+    rows, next_before = artifact_registry_rows(before=_before(request))
+    return render(request, "training/artifacts.html", {"rows": rows, "next_before": next_before})
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def artifact_merge_view(request, pk: int):
+    try:
+        job = artifact_merge(artifact_id=pk, by=request.user)
+    except RetortError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"Artifact #{pk}: merge job #{job.pk} is {job.status}.")
+    return redirect("training:artifacts")
 
 
 @role_required(Role.VIEWER)

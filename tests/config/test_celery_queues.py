@@ -10,9 +10,11 @@ EXPECTED_QUEUE = {
     "apps.core.tasks.recover_stale_work": "default",
     "apps.datasets.tasks.run_import_job": "default",
     "apps.experiments.tasks.advance_experiment": "default",
+    "apps.experiments.tasks.run_export_job": "default",
     "apps.llm.tasks.process_pending_calls": "llm",
     "apps.llm.tasks.resume_pending_calls": "llm",
     "apps.training.tasks.run_generation_job": "gpu",
+    "apps.training.tasks.run_merge_job": "gpu",
     "apps.training.tasks.run_training_job": "gpu",
 }
 

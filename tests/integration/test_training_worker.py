@@ -134,3 +134,32 @@ def test_a_worker_killed_mid_run_leaves_a_job_the_next_worker_resumes(gpu_worker
     assert first_start == 0 and resumed_at >= 3
     assert TrainingMetric.objects.filter(job=job, name="loss").count() == 30
     assert "Re-queued work left by a dead worker" in second.output()
+
+
+def test_a_gpu_worker_merges_a_lora_adapter_once_however_often_pressed(gpu_workers, tmp_path):
+    from apps.core.roles import Role
+    from apps.training.models import MergeJob
+    from apps.training.services import artifact_merge
+    from tests.factories import user_with_role
+
+    worker = gpu_workers()
+    round_, snapshot, _ = make_round(tmp_path)
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p, "target": t}) + "\n" for p, t in PAIRS))
+    spec = {"base_model": "builtin:tiny", "data_path": str(data), "finetune": "lora", "max_steps": 2, "batch_size": 2}
+    job = training_job_enqueue(round_id=round_.pk, snapshot_id=snapshot.pk, spec={**spec, "max_length": 64})
+    wait_for(lambda: _job(job.pk).is_finished, 300, "the LoRA training job to finish", worker)
+    adapter = Artifact.objects.get(training_job=job, kind="adapter")
+
+    operator = user_with_role(Role.OPERATOR)
+    presses = [artifact_merge(artifact_id=adapter.pk, by=operator) for _ in range(3)]
+    assert len({press.pk for press in presses}) == 1
+    merge = presses[0]
+    wait_for(lambda: MergeJob.objects.get(pk=merge.pk).is_finished, 300, "the merge job to finish", worker)
+    merge = MergeJob.objects.get(pk=merge.pk)
+    assert (merge.status, merge.exit_code, merge.attempts) == ("succeeded", 0, 1), merge.error
+    merged = Artifact.objects.get(kind="merged")
+    assert merge.merged_id == merged.pk and merged.source_id == adapter.pk
+    assert Path(merged.path, "model.safetensors").is_file() and Path(merged.path, "SHA256SUMS").is_file()
+    assert artifact_merge(artifact_id=adapter.pk, by=operator).pk == merge.pk
+    assert MergeJob.objects.count() == 1

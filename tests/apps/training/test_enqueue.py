@@ -7,7 +7,7 @@ from django.db import connection, connections
 
 from apps.core.errors import RetortError
 from apps.core.roles import Role
-from apps.training.lifecycle import RUN_GENERATION_TASK, RUN_TRAINING_TASK
+from apps.training.lifecycle import RUN_GENERATION_TASK, RUN_MERGE_TASK, RUN_TRAINING_TASK
 from apps.training.models import GenerationItem, JobStatus, TrainingJob
 from apps.training.services import training_generation_enqueue, training_job_cancel, training_job_enqueue
 from apps.training.signals import training_job_finished
@@ -183,6 +183,6 @@ def test_generation_enqueue_refuses_bad_input(fake_trainer, training_round, sent
 
 def test_the_task_names_the_services_send_are_registered_on_the_gpu_queue():
     app.loader.import_default_modules()
-    for name in (RUN_TRAINING_TASK, RUN_GENERATION_TASK):
+    for name in (RUN_TRAINING_TASK, RUN_GENERATION_TASK, RUN_MERGE_TASK):
         assert name in app.tasks
         assert app.amqp.router.route({}, name)["queue"].name == "gpu"
