@@ -6,6 +6,13 @@ feeds it: COSSIM from mean last-layer hidden states (the encoder's for seq2seq) 
 per dataset, DIFF from per-example perplexities under the current model and the frozen base (for LoRA
 the same model with its adapters disabled). Its state (scorer, EMA, draw generator, cursors) goes into
 every checkpoint, so a resumed run draws what the undisturbed one would have.
+
+Where it starts: with `tau` or `weights` in the method params, p_psi starts at the temperature distribution
+q_tau(i) proportional to (m_i / sum m)^(1/tau) with m_i = weight_i * (training rows of dataset i), a null
+weight counting 1 (so weights up- or down-weight a dataset against its size, and tau = "inf" is uniform).
+The scorer is set to it exactly: its output layer is solved by least squares so that its logits are
+log q_tau (up to a constant, which softmax ignores); the REINFORCE updates go on from there. Without either
+key it starts uniform, as the scorer is built.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from workers.algorithms.mos import MixtureOfSkills, MoSConfig, ScorerMLP, mean_pool
+from workers.algorithms.mos import MixtureOfSkills, MoSConfig, ScorerMLP, mean_pool, temperature_probabilities
 from workers.training.data import Example, collate
 from workers.training.losses import forward, per_example_loss, token_losses
 from workers.training.spec import SpecError
@@ -42,13 +49,17 @@ class MoSSampler:
         empty = [name for name, members in zip(names, self.units, strict=True) if not members]
         if empty:
             raise SpecError([("method_params.datasets", f"no training rows for dataset(s) {empty}")])
-        fields = {k: v for k, v in params.items() if k != "datasets"}
+        fields = {k: v for k, v in params.items() if k not in ("datasets", "tau", "weights")}
         if isinstance(fields.get("target"), str):
             if fields["target"] not in names:
                 raise SpecError([("method_params.target", f"{fields['target']!r} is not one of {names}")])
             fields["target"] = names.index(fields["target"])
         fields.setdefault("seed", seed)
         self.mixture = MixtureOfSkills(len(names), MoSConfig.from_dict(fields))
+        start = start_distribution([len(members) for members in self.units], params.get("weights"), params.get("tau"))
+        if start is not None:
+            warm_start(self.mixture.scorer, start)
+        self.start_p = self.mixture.probabilities()
         self.seed, self.batch_size = seed, batch_size
         self.rng = np.random.default_rng([seed, 11])
         self.cycles = [0] * len(names)
@@ -98,6 +109,28 @@ class MoSSampler:
         self.mixture.updates = state["updates"]
         self.rng.bit_generator.state = state["rng"]
         self.cycles, self.positions = list(state["cycles"]), list(state["positions"])
+
+
+def start_distribution(sizes: list[int], weights: list | None, tau: float | str | None) -> np.ndarray | None:
+    """q_tau over the datasets from their sizes and weights; None when neither tau nor weights is given."""
+    if tau is None and weights is None:
+        return None
+    if weights is not None and len(weights) != len(sizes):
+        raise SpecError([("method_params.weights", f"{len(weights)} weights for {len(sizes)} datasets")])
+    factors = [1.0 if w is None else float(w) for w in (weights or [None] * len(sizes))]
+    masses = [size * factor for size, factor in zip(sizes, factors, strict=True)]
+    temperature = 1.0 if tau is None else (math.inf if tau == "inf" else float(tau))
+    return temperature_probabilities(masses, temperature)
+
+
+def warm_start(scorer: ScorerMLP, target: np.ndarray) -> None:
+    """Set the scorer's output layer so that p_psi = target: logits = log target + c. Exact whenever the
+    hidden width is at least the number of datasets (the tanh features are then independent); otherwise the
+    closest logits in least squares."""
+    features = np.tanh(scorer.w1 + scorer.b1[:, None]).T  # (datasets, hidden): row i is h_i
+    design = np.hstack([features, np.ones((features.shape[0], 1))])  # the last column: the shift c (b2)
+    solution, *_ = np.linalg.lstsq(design, np.log(np.asarray(target, dtype=np.float64)), rcond=None)
+    scorer.w2, scorer.b2 = solution[:-1], solution[-1:]
 
 
 @torch.no_grad()

@@ -19,7 +19,21 @@ SCHEDULES = ("cosine", "linear", "constant")
 BF16 = ("auto", "true", "false")
 ATTENTION = ("auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 STEP_BY_STEP_KEYS = ("alpha",)
-MOS_KEYS = ("reward", "smooth", "beta", "update_every", "learning_rate", "hidden", "target", "seed", "datasets")
+MOS_KEYS = (
+    "reward",
+    "smooth",
+    "beta",
+    "update_every",
+    "learning_rate",
+    "hidden",
+    "target",
+    "seed",
+    "datasets",
+    "tau",  # the temperature of p_psi's starting distribution: a number > 0 or "inf" (uniform)
+    "weights",  # per dataset (in `datasets` order): a multiplier on its size, or null for 1
+)
+# MoS keys that set the sampler's starting distribution rather than MoSConfig's fields.
+MOS_START_KEYS = ("datasets", "target", "tau", "weights")
 
 
 class SpecError(ValueError):
@@ -122,11 +136,12 @@ def _check_method_params(problems: list, method: str, params: Any) -> None:
         from workers.algorithms.config import ConfigError
         from workers.algorithms.mos import MoSConfig  # numpy only; validates the scorer's own ranges
 
-        fields = {k: v for k, v in params.items() if k not in ("datasets", "target")}
+        fields = {k: v for k, v in params.items() if k not in MOS_START_KEYS}
         try:
             MoSConfig.from_dict(fields)
         except ConfigError as error:
             problems.append(("method_params", str(error)))
+        _check_mos_start(problems, params)
         datasets = params.get("datasets")
         if datasets is not None and (
             not isinstance(datasets, list) or len(datasets) < 2 or not all(isinstance(d, str) for d in datasets)
@@ -137,6 +152,21 @@ def _check_method_params(problems: list, method: str, params: Any) -> None:
         target = params.get("target")
         if target is not None and not isinstance(target, str) and not (_is_int(target) and target >= 0):
             problems.append(("method_params.target", f"expected a dataset name or index, got {target!r}"))
+
+
+def _check_mos_start(problems: list, params: dict) -> None:
+    tau = params.get("tau")
+    if tau is not None and tau != "inf" and not (_is_number(tau) and tau > 0):
+        problems.append(("method_params.tau", f'expected a number above 0 or "inf", got {tau!r}'))
+    weights = params.get("weights")
+    if weights is None:
+        return
+    if not isinstance(weights, list) or not all(w is None or (_is_number(w) and w > 0) for w in weights):
+        problems.append(("method_params.weights", f"expected a list of numbers above 0 or nulls, got {weights!r}"))
+        return
+    datasets = params.get("datasets")
+    if not isinstance(datasets, list) or len(datasets) != len(weights):
+        problems.append(("method_params.weights", "needs `datasets` and one weight (or null) for each of them"))
 
 
 def spec_from_dict(data: Any) -> TrainSpec:

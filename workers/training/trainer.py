@@ -270,6 +270,7 @@ def train(spec: TrainSpec, *, stop: threading.Event | None = None, log=print) ->
     if batches.sampler is not None:
         result["mos_datasets"] = batches.sampler.names
         result["mos_p"] = [float(p) for p in batches.sampler.mixture.probabilities()]
+        result["mos_start_p"] = [float(p) for p in batches.sampler.start_p]
     if spec.eval_data_path:
         eval_rows = read_rows(spec.eval_data_path, field="eval_data_path")
         eval_examples = encode_rows(eval_rows, tokenizer, seq2seq=seq2seq, max_length=spec.max_length)

@@ -7,7 +7,8 @@ train pool of the rest, capped at `params.max_items` **per skill** (lowest ids f
 `teacher_answers`, `teacher_answers` and `teacher_heldout` (answer: teacher) → `gate_answers` (review:
 answers, over the teacher's answers; without teacher answers the targets are the datasets' recorded answers
 and there is nothing of the experiment's own to review) → `train` (`skill:<dataset>` items, TrainSpec method
-mos with the MoSConfig of the config and the datasets in its order; the held-out rows as eval data) →
+mos with the MoSConfig of the config, the datasets in its order, `tau` and the datasets' weights for p_ψ's
+start; the held-out rows as eval data) →
 `skill_eval` (each skill's held-out loss and perplexity and its final p_ψ in round.metrics["skills"]).
 """
 
@@ -19,12 +20,15 @@ from apps.experiments.snapshot_items import heldout_size, skills
 
 
 def method_params(config: dict) -> dict:
-    """MoSConfig's fields (target as the dataset's index) and the datasets in the sampler's order."""
+    """MoSConfig's fields (target as the dataset's index), the datasets in the sampler's order, and where
+    p_psi starts: `tau` and each dataset's `weight` (null: by its size), which the trainer's sampler turns
+    into its starting distribution (workers.training.mos.start_distribution)."""
     from apps.experiments.config import parse_config
 
     parsed = parse_config(config)
     mos = parsed.algorithm_configs()["mos"]
-    return {**mos.to_dict(), "datasets": parsed.skill_names}
+    weights = [ref.weight for ref in parsed.datasets_with_role("skill", "target")]
+    return {**mos.to_dict(), "datasets": parsed.skill_names, "tau": parsed.params["tau"], "weights": weights}
 
 
 def stages(config: dict, round_index: int) -> list[StageSpec]:

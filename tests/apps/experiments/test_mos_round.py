@@ -16,7 +16,8 @@ from apps.experiments.config import parse_config
 from apps.experiments.models import Experiment, PoolMember, Round, Snapshot, StageRun
 from apps.experiments.services import experiment_approve_and_train, experiment_create, experiment_start
 from apps.judging.models import Response
-from apps.reviews.models import ReviewTask, ReviewVerdict
+from apps.reviews.models import ReviewTask
+from apps.reviews.services import review_decide
 from apps.training.models import JobStatus, TrainingJob, TrainingMetric
 from apps.training.running import training_job_run
 from tests.apps.experiments.conftest import drive
@@ -92,7 +93,12 @@ def test_two_skills_train_for_real_and_report_p_psi_and_held_out_figures_per_dat
     [job] = TrainingJob.objects.filter(round=round_)
     expected = parse_config(config).algorithm_configs()["mos"]
     assert job.spec["method"] == "mos"
-    assert job.spec["method_params"] == {**expected.to_dict(), "datasets": [arith.name, chat.name]}
+    assert job.spec["method_params"] == {
+        **expected.to_dict(),
+        "datasets": [arith.name, chat.name],
+        "tau": 1.0,
+        "weights": [None, 2.0],
+    }
     assert (job.spec["method_params"]["update_every"], job.spec["method_params"]["seed"]) == (2, 1234)
     rows = [json.loads(line) for line in Path(job.spec["data_path"]).read_text().splitlines()]
     assert len(rows) == 16 and all(row["kind"] == f"skill:{row['dataset']}" for row in rows)
@@ -110,6 +116,10 @@ def test_two_skills_train_for_real_and_report_p_psi_and_held_out_figures_per_dat
     for step in range(1, 5):
         p = TrainingMetric.objects.filter(job=job, step=step, name__startswith="mos_p.").values_list("value", flat=True)
         assert len(p) == 2 and sum(p) == pytest.approx(1.0)
+    # p_psi starts where the config says: 8 rows each, chat weighted 2, tau 1 -> 8 : 16 (the first update is
+    # at step 2, so step 1 still shows the start).
+    start = dict(TrainingMetric.objects.filter(job=job, step=1, name__startswith="mos_p.").values_list("name", "value"))
+    assert [start["mos_p.0"], start["mos_p.1"]] == pytest.approx([1 / 3, 2 / 3], abs=1e-9)
 
     experiment = drive(experiment)
     assert experiment.status == E.FINISHED, experiment.status_reason
@@ -157,8 +167,7 @@ def test_teacher_answers_are_gated_and_reviewers_decide_what_trains(llm_server):
             decision = "reject"
         elif task.subject_id == edited.pk:
             decision, text = "edit", "A reviewer's better answer."
-        ReviewVerdict.objects.create(task=task, reviewer=reviewer, decision=decision, edited_text=text)
-        ReviewTask.objects.filter(pk=task.pk).update(status="done")
+        review_decide(reviewer=reviewer, task_id=task.pk, decision=decision, edited_text=text)
     experiment = drive(experiment, train=False)
     assert experiment.status == E.WAITING_APPROVAL
     job = experiment_approve_and_train(experiment_id=experiment.pk, by=UserFactory(role=Role.OPERATOR))

@@ -80,3 +80,49 @@ def test_mos_refuses_data_outside_its_datasets(make_spec, tmp_path):
     data = write_jsonl(tmp_path / "mos.jsonl", rows_for(["a", "b", "c"]))
     with pytest.raises(SpecError, match=r"method_params.datasets: .*unlisted: \['c'\]"):
         train(make_spec(data_path=str(data), method="mos", method_params={"datasets": ["a", "b"]}))
+
+
+def _sized(sizes: dict[str, int]) -> tuple[list[Example], list[list[int]]]:
+    examples = [Example([1, 2], [1, 2], "sft", name) for name, n in sizes.items() for _ in range(n)]
+    return examples, [[i] for i in range(len(examples))]
+
+
+@pytest.mark.parametrize(
+    ("tau", "weights", "expected"),
+    [
+        (1.0, None, [1 / 3, 2 / 3]),  # in proportion to size (8 and 16 rows)
+        (1.0, [3.0, None], [0.6, 0.4]),  # a weight multiplies its dataset's size: 24 against 16
+        (2.0, None, [1 / (1 + 2**0.5), 2**0.5 / (1 + 2**0.5)]),  # tau flattens: (m_i / M)^(1/2)
+        (0.5, [None, 0.25], [0.8, 0.2]),  # 8 against 4, sharpened: 64 : 16
+        ("inf", [5.0, 1.0], [0.5, 0.5]),  # tau = inf is uniform whatever the weights
+    ],
+)
+def test_p_psi_starts_at_the_configured_temperature_and_weights(tau, weights, expected):
+    examples, units = _sized({"x": 8, "y": 16})
+    params = {"datasets": ["x", "y"], "tau": tau, "weights": weights}
+    sampler = MoSSampler(examples, units, params, seed=3, batch_size=2)
+    assert sampler.mixture.probabilities() == pytest.approx(expected, abs=1e-9)
+    assert sampler.start_p == pytest.approx(expected, abs=1e-9)
+    # The draws follow it: 20,000 batches' datasets, within four standard errors.
+    drawn = np.bincount([sampler.next_batch()[0] for _ in range(20_000)], minlength=2) / 20_000
+    assert drawn == pytest.approx(expected, abs=4 * (0.25 / 20_000) ** 0.5)
+
+
+def test_without_tau_or_weights_p_psi_starts_uniform_as_before():
+    examples, units = _sized({"x": 8, "y": 16, "z": 2})
+    sampler = MoSSampler(examples, units, {"datasets": ["x", "y", "z"]}, seed=3, batch_size=2)
+    assert sampler.mixture.probabilities() == pytest.approx([1 / 3] * 3, abs=1e-12)
+
+
+def test_a_run_logs_the_configured_start_and_learns_on_from_it(make_spec, tmp_path):
+    rows = rows_for(["a"]) + rows_for(["b", "b"])  # 8 rows of a, 16 of b
+    data = write_jsonl(tmp_path / "mos.jsonl", rows)
+    params = {"update_every": 2, "learning_rate": 1.0, "datasets": ["a", "b"], "tau": 1.0, "weights": [3.0, None]}
+    spec = make_spec(data_path=str(data), method="mos", method_params=params, max_steps=2)
+
+    result = train(spec)
+
+    lines = [json.loads(line) for line in (Path(spec.output_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["mos_p"] == pytest.approx([0.6, 0.4], abs=1e-9)  # before any update: q_tau itself
+    assert result["mos_start_p"] == pytest.approx([0.6, 0.4], abs=1e-9)
+    assert "mos_rewards" in lines[1] and lines[1]["mos_p"] != pytest.approx([0.6, 0.4], abs=1e-6)

@@ -54,3 +54,24 @@ def test_unreadable_files_are_spec_errors(tmp_path):
     (tmp_path / "list.json").write_text(json.dumps([1]))
     with pytest.raises(SpecError, match="expected a JSON object"):
         load_spec(tmp_path / "list.json")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"tau": 0}, 'method_params.tau: expected a number above 0 or "inf", got 0'),
+        ({"tau": "hot"}, "method_params.tau: expected a number above 0"),
+        ({"datasets": ["a", "b"], "weights": [1.0, -2]}, "method_params.weights: expected a list of numbers above 0"),
+        ({"datasets": ["a", "b"], "weights": [1.0]}, "method_params.weights: needs `datasets` and one weight"),
+        ({"weights": [1.0, 2.0]}, "method_params.weights: needs `datasets`"),
+    ],
+)
+def test_mos_start_parameters_are_checked(params, message):
+    with pytest.raises(SpecError) as caught:
+        spec_from_dict({**REQUIRED, "method": "mos", "method_params": params})
+    assert message in str(caught.value)
+
+
+def test_mos_start_parameters_pass_when_well_formed():
+    params = {"datasets": ["a", "b"], "tau": "inf", "weights": [None, 2]}
+    assert spec_from_dict({**REQUIRED, "method": "mos", "method_params": params}).method_params == params
