@@ -24,6 +24,13 @@ class ImportForm(forms.Form):
     file = forms.FileField(help_text="Alpaca JSON, JSON Lines, ShareGPT, OpenAI chat JSONL, CSV or parquet.")
     dataset_name = forms.CharField(max_length=200, help_text="A new dataset, or an existing one to add to.")
     format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="auto")
+    license = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Licence",
+        help_text="The data's licence, e.g. Apache-2.0 or CC BY-NC 4.0: exports list it and warn when it "
+        "restricts use. Recorded on a new dataset, or on one that has none yet.",
+    )
     skip_invalid = forms.BooleanField(
         label="Skip invalid records",
         required=False,

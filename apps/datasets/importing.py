@@ -23,6 +23,7 @@ BATCH_SIZE = 5000
 MAX_PROBLEMS_KEPT = 1000
 _LABEL_MAX = Instruction._meta.get_field("gold_label").max_length
 _CATEGORY_MAX = Instruction._meta.get_field("task_category").max_length
+_LICENSE_MAX = Dataset._meta.get_field("license").max_length
 
 ProgressCallback = Callable[[int, int, int], None]  # records read, bytes read, total bytes
 
@@ -85,11 +86,20 @@ def _record_problem(record: Record) -> str | None:
     return None
 
 
-def _lock_or_create_dataset(name: str, user) -> tuple[Dataset, bool]:
+class _LicenceConflict(Exception):
+    pass
+
+
+def _lock_or_create_dataset(name: str, user, license: str = "") -> tuple[Dataset, bool]:
     existing = Dataset.objects.select_for_update().filter(name=name).first()
     if existing:
+        if license and existing.license and existing.license != license:
+            raise _LicenceConflict(existing.license)
+        if license and not existing.license:
+            existing.license = license
+            existing.save(update_fields=["license", "updated_at"])
         return existing, False
-    dataset = Dataset(name=name, created_by=user if getattr(user, "is_authenticated", False) else None)
+    dataset = Dataset(name=name, license=license, created_by=user if getattr(user, "is_authenticated", False) else None)
     dataset.full_clean()
     dataset.save()
     return dataset, True
@@ -104,12 +114,20 @@ def dataset_import_file(
     user=None,
     on_progress: ProgressCallback | None = None,
     max_record_bytes: int | None = None,
+    license: str = "",
 ) -> ImportReport:
+    """Import `path` into the dataset `dataset_name` (created if new). `license` is recorded on a new
+    dataset or one that has none yet; a dataset that records another licence refuses the file."""
     path = Path(path)
     dataset_name = dataset_name.strip()
+    license = (license or "").strip()
     report = ImportReport(dataset_name=dataset_name, path=str(path))
     if not dataset_name:
         raise ImportFailed("A dataset name is required.", report)
+    if len(license) > _LICENSE_MAX:
+        raise ImportFailed(
+            f"The licence is {len(license)} characters, over the {_LICENSE_MAX}-character limit.", report
+        )
     if not path.is_file():
         raise ImportFailed(f"No such file: {path}", report)
     limit = max_record_bytes or settings.RETORT_IMPORT_MAX_RECORD_BYTES
@@ -117,7 +135,7 @@ def dataset_import_file(
         stream = read_records(path, fmt, limit)
         report.format = stream.format
         with transaction.atomic():
-            dataset, created = _lock_or_create_dataset(dataset_name, user)
+            dataset, created = _lock_or_create_dataset(dataset_name, user, license)
             report.dataset_id = dataset.pk
             _import_stream(
                 stream, dataset, check_existing=not created and dataset.size > 0, report=report, on_progress=on_progress
@@ -146,6 +164,12 @@ def dataset_import_file(
         ) from exc
     except ValidationError as exc:
         raise ImportFailed(f"Dataset name: {'; '.join(exc.messages)}", report) from None
+    except _LicenceConflict as exc:
+        raise ImportFailed(
+            f"Dataset {dataset_name!r} records the licence {exc.args[0]!r}, not {license!r}: import data under "
+            "another licence into a dataset of its own. Nothing was imported.",
+            report,
+        ) from None
     return report
 
 

@@ -106,6 +106,7 @@ class ImportJob(TimeStampedModel):
     format = models.CharField(max_length=16, default="auto")
     detected_format = models.CharField(max_length=16, blank=True)
     skip_invalid = models.BooleanField(default=False)
+    license = models.CharField(max_length=200, blank=True, help_text="The file's licence, recorded on the dataset.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     records_read = models.PositiveBigIntegerField(default=0)
     imported = models.PositiveBigIntegerField(default=0)

@@ -32,7 +32,7 @@ def _upload_dir() -> Path:
 
 
 def import_job_create(
-    *, uploaded_file, dataset_name: str, fmt: str = "auto", skip_invalid: bool = False, user=None
+    *, uploaded_file, dataset_name: str, fmt: str = "auto", skip_invalid: bool = False, license: str = "", user=None
 ) -> ImportJob:
     """Store the upload and queue its import on a worker, for a user holding the operator role."""
     require_role(user, Role.OPERATOR)
@@ -54,6 +54,7 @@ def import_job_create(
         original_filename=uploaded_file.name[:500],
         format=fmt,
         skip_invalid=skip_invalid,
+        license=(license or "").strip(),
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
     try:
@@ -109,23 +110,52 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
                 skip_invalid=job.skip_invalid,
                 user=job.created_by,
                 on_progress=on_progress,
+                license=job.license,
             )
             status, message = ImportJob.Status.SUCCEEDED, report.summary()
         except ImportFailed as exc:
             report = exc.report
             status, message = ImportJob.Status.FAILED, str(exc)
             blocked_by_invalid = exc.skippable
-        job.status, job.message, job.blocked_by_invalid = status, message, blocked_by_invalid
-        job.detected_format = report.format
-        job.dataset_id = report.dataset_id if status == ImportJob.Status.SUCCEEDED else None
-        job.records_read, job.imported, job.duplicates = report.records_read, report.imported, report.duplicates
-        job.skipped_invalid = report.skipped_invalid
-        job.errors = [{"location": p.location, "reason": p.reason} for p in report.problems]
-        job.error_count = report.problem_count
-        job.finished_at = timezone.now()
+        _record_outcome(job, report, status, message, blocked_by_invalid)
         job.save()
     shutil.rmtree(Path(job.source_path).parent, ignore_errors=True)
     heartbeat_clear(HEARTBEAT_KIND, job_id)
+    return job
+
+
+def _record_outcome(job: ImportJob, report, status: str, message: str, blocked_by_invalid: bool) -> None:
+    job.status, job.message, job.blocked_by_invalid = status, message, blocked_by_invalid
+    job.detected_format = report.format
+    job.dataset_id = report.dataset_id if status == ImportJob.Status.SUCCEEDED else None
+    job.records_read, job.imported, job.duplicates = report.records_read, report.imported, report.duplicates
+    job.skipped_invalid = report.skipped_invalid
+    job.errors = [{"location": p.location, "reason": p.reason} for p in report.problems]
+    job.error_count = report.problem_count
+    job.finished_at = timezone.now()
+
+
+def import_job_record(
+    *, path, dataset_name: str, fmt: str, skip_invalid: bool, license: str, started_at, report, failure=None
+) -> ImportJob:
+    """Record an import that ran outside a worker (the import_dataset command) as a finished job, so the
+    pages list it like an upload. `failure` is the ImportFailed it raised, if it did."""
+    job = ImportJob(
+        dataset_name=dataset_name.strip()[:200],
+        source_path=str(path)[:1000],
+        original_filename=Path(path).name[:500],
+        format=fmt,
+        skip_invalid=skip_invalid,
+        license=(license or "").strip()[:200],
+        worker=worker_identity(),
+        attempts=1,
+        started_at=started_at,
+    )
+    if failure is None:
+        _record_outcome(job, report, ImportJob.Status.SUCCEEDED, report.summary(), False)
+    else:
+        _record_outcome(job, report, ImportJob.Status.FAILED, str(failure), failure.skippable)
+    job.save()
     return job
 
 

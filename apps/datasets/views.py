@@ -68,6 +68,7 @@ def import_start(request):
                 dataset_name=form.cleaned_data["dataset_name"],
                 fmt=form.cleaned_data["format"],
                 skip_invalid=form.cleaned_data["skip_invalid"],
+                license=form.cleaned_data["license"],
                 user=request.user,
             )
         except RetortError as exc:

@@ -29,7 +29,10 @@ class EndpointForm(forms.ModelForm):
     class Meta:
         model = LLMEndpoint
         fields = list(ENDPOINT_FIELDS)
-        widgets = {"default_params": forms.Textarea(attrs={"rows": 3})}
+        widgets = {
+            "default_params": forms.Textarea(attrs={"rows": 3}),
+            "terms_of_use": forms.Textarea(attrs={"rows": 2}),
+        }
         labels = {
             "api_key_env": "API key environment variable",
             "requests_per_minute": "Requests per minute",
@@ -37,6 +40,8 @@ class EndpointForm(forms.ModelForm):
             "price_input_per_mtok": "Price per million input tokens ($)",
             "price_output_per_mtok": "Price per million output tokens ($)",
             "offline_dataset": "Offline dataset",
+            "terms_of_use": "Terms of use",
+            "terms_restrict_training": "The terms restrict training on its output",
         }
         help_texts = {
             "api_key_env": "A variable ending in _API_KEY (e.g. OPENAI_API_KEY), or one listed in "

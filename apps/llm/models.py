@@ -53,6 +53,17 @@ class LLMEndpoint(TimeStampedModel):
         help_text="Offline backends only: the dataset whose recorded answers (replay), reference answers "
         "(similarity judge) or reserve instructions (retrieval generator) they use.",
     )
+    # What the provider allows done with its output: exports list it and warn when it restricts training.
+    terms_of_use = models.TextField(
+        blank=True,
+        help_text="The provider's terms of use for this model's output (a link or a summary in your words).",
+    )
+    terms_restrict_training = models.BooleanField(
+        default=False,
+        verbose_name="terms restrict training",
+        help_text="The terms forbid using the output to train models that compete with the provider (as "
+        "OpenAI's, Anthropic's and Google's do). Exports of data it wrote then carry a warning.",
+    )
     # The last error that stopped work on this endpoint (HTTP status and provider message, never a key).
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)

@@ -34,6 +34,8 @@ ENDPOINT_FIELDS = (
     "price_output_per_mtok",
     "default_params",
     "offline_dataset",
+    "terms_of_use",
+    "terms_restrict_training",
 )
 
 

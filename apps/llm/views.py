@@ -14,6 +14,7 @@ from apps.llm import selectors
 from apps.llm.forms import EndpointForm
 from apps.llm.models import LLMEndpoint
 from apps.llm.services import llm_endpoint_create, llm_endpoint_test, llm_endpoint_update
+from apps.llm.terms import endpoint_terms
 from workers.llm import keys
 from workers.llm.prompts import TemplateError, all_templates, get_template, latest_templates
 
@@ -34,6 +35,7 @@ def endpoint_detail(request, pk: int):
             "usage": selectors.endpoint_usage(endpoint_id=endpoint.pk),
             "key_is_set": selectors.endpoint_key_is_set(endpoint),
             "key_refusal": keys.refusal(endpoint.api_key_env) if endpoint.api_key_env else "",
+            "terms": endpoint_terms(endpoint),
         },
     )
 
