@@ -163,3 +163,32 @@ def test_a_gpu_worker_merges_a_lora_adapter_once_however_often_pressed(gpu_worke
     assert Path(merged.path, "model.safetensors").is_file() and Path(merged.path, "SHA256SUMS").is_file()
     assert artifact_merge(artifact_id=adapter.pk, by=operator).pk == merge.pk
     assert MergeJob.objects.count() == 1
+
+
+def test_cancel_stops_the_run_and_frees_the_worker_for_the_next_job(gpu_workers, tmp_path):
+    from apps.training.services import training_job_cancel
+
+    worker = gpu_workers(RETORT_TRAINER_MODULE=FAKE)
+    round_a, snapshot_a, data_a = make_round(tmp_path)
+    long_spec = {"base_model": "m", "data_path": data_a, "max_steps": 100_000, "fake": {"sleep_s": 0.1}}
+    first = training_job_enqueue(round_id=round_a.pk, snapshot_id=snapshot_a.pk, spec=long_spec)
+    wait_for(lambda: _job(first.pk).steps >= 2, 60, "the first run to make progress", worker)
+    round_b, snapshot_b, data_b = make_round(tmp_path)
+    second = training_job_enqueue(
+        round_id=round_b.pk, snapshot_id=snapshot_b.pk, spec={"base_model": "m", "data_path": data_b, "max_steps": 3}
+    )
+    # One job at a time (solo pool, concurrency 1): the second waits while the first trains on.
+    steps = _job(first.pk).steps
+    wait_for(lambda: _job(first.pk).steps >= steps + 3, 60, "the first run to go on", worker)
+    assert (_job(second.pk).status, _job(second.pk).attempts) == ("queued", 0)
+    trainer_pid = _starts(_job(first.pk))[0][0]
+
+    training_job_cancel(job_id=first.pk)
+    wait_for(lambda: _job(first.pk).is_finished, 60, "the cancelled job to end", worker)
+    first = _job(first.pk)
+    assert (first.status, first.exit_code, first.error) == ("cancelled", 3, "cancelled by an operator")
+    assert not _pid_alive(trainer_pid)
+    wait_for(lambda: _job(second.pk).is_finished, 60, "the same worker to run the next job", worker)
+    second = _job(second.pk)
+    assert (second.status, second.steps, second.worker) == ("succeeded", 3, first.worker)
+    assert not Artifact.objects.filter(training_job=first).exists()

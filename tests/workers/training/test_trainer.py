@@ -15,8 +15,9 @@ from workers.training.model import load_student
 from workers.training.trainer import seed_everything, train
 
 
-def initial_trainable(spec) -> tuple[dict[str, torch.Tensor], float]:
-    """The run's starting point, rebuilt as the trainer builds it (same seed), and its loss on the data."""
+def initial_trainable(spec) -> tuple[dict[str, torch.Tensor], float, list[str]]:
+    """The run's starting point, rebuilt as the trainer builds it (same seed), its loss on the data, and
+    the names of its trainable parameters."""
     seed_everything(spec.seed)
     student = load_student(spec)
     examples = encode_rows(
@@ -36,7 +37,8 @@ def initial_trainable(spec) -> tuple[dict[str, torch.Tensor], float]:
         weights = get_peft_model_state_dict(student.model)
     else:
         weights = student.model.state_dict()
-    return {k: v.detach().clone() for k, v in weights.items()}, loss
+    trainable = [name for name, p in student.model.named_parameters() if p.requires_grad]
+    return {k: v.detach().clone() for k, v in weights.items()}, loss, trainable
 
 
 @pytest.mark.parametrize(
@@ -56,7 +58,7 @@ def test_every_trainable_parameter_changes_and_the_loss_falls(make_spec, base_mo
         learning_rate=1e-2 if finetune == "lora" else 3e-3,
         eval_data_path=make_spec().data_path,
     )
-    before, loss_before = initial_trainable(spec)
+    before, loss_before, trainable = initial_trainable(spec)
 
     result = train(spec)
 
@@ -66,6 +68,10 @@ def test_every_trainable_parameter_changes_and_the_loss_falls(make_spec, base_mo
     assert len(shared) >= (4 if finetune == "lora" else 10)
     if finetune == "lora":
         assert set(saved) == set(before)  # the adapter holds exactly the trainable tensors
+        # peft names them without the adapter's name: one saved tensor per trainable parameter.
+        assert sorted(name.replace(".default.", ".") for name in trainable) == sorted(shared)
+    else:
+        assert set(trainable) <= set(shared)  # every trainable parameter is saved and compared
     unchanged = [name for name in shared if torch.equal(saved[name], before[name])]
     assert unchanged == []
     assert result["eval_loss"] < loss_before - 0.1  # deterministic on CPU: no noise to allow for
