@@ -7,6 +7,7 @@ from celery import shared_task
 from django.db import transaction
 
 from apps.experiments import engine
+from apps.experiments.exports.services import export_run
 from apps.experiments.models import StageRun
 from apps.experiments.wake import wake, woken
 
@@ -50,3 +51,10 @@ def _count_attempt(experiment_id: int, exc: Exception) -> int:
         run.error = f"{type(exc).__name__}: {exc}"[:4000]
         run.save(update_fields=["attempts", "error"])
         return run.attempts
+
+
+@shared_task(soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300)
+def run_export_job(job_id: int) -> None:
+    """Write one export job's files. A re-delivered task finds the job done, or running with a live
+    worker, and does nothing; a dead worker's job is taken over once it has been silent long enough."""
+    export_run(job_id=job_id)

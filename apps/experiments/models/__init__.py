@@ -1,5 +1,6 @@
 """The experiments app's models: the engine's rows (core) and what experiments make (data)."""
 
+from apps.experiments.exports.models import ExportJob
 from apps.experiments.models.core import Experiment, ExperimentDataset, Round, StageRun
 from apps.experiments.models.data import Lineage, PoolMember, SeedSelection, Snapshot, SnapshotItem, TaskLabel
 from apps.experiments.models.evaluation import Evaluation, EvaluationCategory
@@ -9,6 +10,7 @@ __all__ = [
     "EvaluationCategory",
     "Experiment",
     "ExperimentDataset",
+    "ExportJob",
     "Lineage",
     "PoolMember",
     "Round",
