@@ -43,3 +43,22 @@ class InstructionFactory(factory.django.DjangoModelFactory):
     text = factory.Sequence(lambda n: f"Write a haiku about the number {n}.")
     input = ""
     content_hash = factory.LazyAttribute(lambda o: content_hash(o.text, o.input))
+
+
+def _content_type(obj):
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.get_for_model(obj)
+
+
+class ReviewTaskFactory(factory.django.DjangoModelFactory):
+    """A review task over a fresh instruction (pass `subject=` for another subject, `round=` for a gate's)."""
+
+    class Meta:
+        model = "reviews.ReviewTask"
+        exclude = ("subject",)
+
+    subject = factory.SubFactory(InstructionFactory)
+    kind = "generated"
+    subject_type = factory.LazyAttribute(lambda o: _content_type(o.subject))
+    subject_id = factory.LazyAttribute(lambda o: o.subject.pk)

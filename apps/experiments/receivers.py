@@ -30,3 +30,12 @@ def on_job_finished(sender, *, round_id: int, **kwargs) -> None:
     experiment_id = Round.objects.filter(pk=round_id).values_list("experiment_id", flat=True).first()
     if experiment_id is not None:
         wake(experiment_id)
+
+
+def on_review_tasks_done(sender, *, round_ids, **kwargs) -> None:
+    """Review tasks of these rounds were decided (sent after commit): their gates may open."""
+    from apps.experiments.models import Round
+
+    ids = Round.objects.filter(pk__in=list(round_ids)).values_list("experiment_id", flat=True).distinct()
+    for experiment_id in sorted(set(ids)):
+        wake(experiment_id)

@@ -1,9 +1,9 @@
 """Reads for experiments: pools, gate decisions, effective labels, progress."""
 
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.experiments.models import Experiment, PoolMember, Round, StageRun, TaskLabel
-from apps.reviews.models import ReviewTask, ReviewVerdict
+from apps.reviews.models import ReviewTask
 
 
 def pool_members(*, experiment_id: int, pool: str, round_index: int) -> QuerySet[PoolMember]:
@@ -26,19 +26,19 @@ def pool_instruction_ids(*, experiment_id: int, pool: str, round_index: int, aft
     return list(qs[:limit] if limit else qs)
 
 
-def gate_decisions(*, round_id: int, kind: str) -> dict[int, ReviewVerdict]:
-    """The latest verdict on each decided review task of a gate, by the task's subject id."""
-    tasks = ReviewTask.objects.filter(round_id=round_id, kind=kind)
-    latest = (
-        ReviewVerdict.objects.filter(task__in=tasks)
-        .values("task_id")
-        .annotate(last=Max("id"))
-        .values_list("last", flat=True)
+def gate_decisions(*, round_id: int, kind: str) -> dict[int, ReviewTask]:
+    """The resolved review tasks of a gate by their subject id: each task's `.decision`, `.edited_text` and
+    `.note` are what its reviewers agreed on (or an operator settled). Undecided tasks are not in it."""
+    tasks = (
+        ReviewTask.objects.filter(round_id=round_id, kind=kind, status=ReviewTask.Status.DONE)
+        .exclude(decision="")
+        .only("pk", "subject_id", "decision", "edited_text", "note")
     )
-    return {v.task.subject_id: v for v in ReviewVerdict.objects.filter(pk__in=list(latest)).select_related("task")}
+    return {task.subject_id: task for task in tasks.iterator(2000)}
 
 
 def gate_open_count(*, round_id: int, kind: str) -> int:
+    """A gate's tasks not done yet (open, claimed, or in conflict between its reviewers)."""
     return ReviewTask.objects.filter(round_id=round_id, kind=kind).exclude(status=ReviewTask.Status.DONE).count()
 
 

@@ -2,7 +2,7 @@
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
@@ -213,6 +213,52 @@ def llm_calls_retry_failed(
         if pk is not None:
             kick_endpoint(pk)
     return count
+
+
+RETRY_SAMPLE_TRIES = 16
+
+
+@transaction.atomic
+def llm_calls_resample(*, call_ids: Sequence[int]) -> int:
+    """Ask again for calls whose replies stayed unparsable (a reviewer chose "retry"): each gets a fresh
+    sample (the next free sample index, linked by `resample_of`, asked for by the same uses), so the
+    unparsable call and its cost stay in the ledger and the stages read the new one as the outcome.
+    Calls that are not unparsable, or already have a fresh sample, are left alone. Returns how many new
+    calls were queued."""
+    calls = (
+        LLMCall.objects.filter(pk__in=list(call_ids), status=LLMCall.Status.INVALID)
+        .exclude(pk__in=LLMCall.objects.filter(resample_of__isnull=False).values("resample_of_id"))
+        .order_by("pk")
+    )
+    made = 0
+    for call in calls:
+        request = PreparedRequest.from_json(call.request)
+        depth = int(request.contract.get("resample_depth", 0)) + 1
+        for step in range(1, RETRY_SAMPLE_TRIES + 1):
+            fresh = request.with_sample(request.sample + step)
+            if not LLMCall.objects.filter(request_hash=fresh.hash).exists():
+                break
+        else:
+            raise RetortError(f"Call #{call.pk} has no free sample index left to ask again with.")
+        fresh = replace(fresh, contract={**fresh.contract, "resample_depth": depth})
+        new = LLMCall.objects.create(
+            request_hash=fresh.hash,
+            endpoint_id=call.endpoint_id,
+            model=fresh.model,
+            purpose=call.purpose,
+            request=fresh.to_json(),
+            sample_index=fresh.sample,
+            resample_of=call,
+        )
+        uses = LLMCallUse.objects.filter(call=call).values_list("experiment_id", "round_id", "stage", "item")
+        LLMCallUse.objects.bulk_create(
+            [LLMCallUse(call=new, experiment_id=e, round_id=r, stage=s, item=i) for e, r, s, i in uses],
+            ignore_conflicts=True,
+        )
+        made += 1
+        if call.endpoint_id is not None:
+            kick_endpoint(call.endpoint_id)
+    return made
 
 
 def llm_invalid_replies_to_review(*, call_ids: Sequence[int]) -> int:

@@ -37,6 +37,10 @@ GATES: dict[str, tuple[str, ...]] = {
     "mos": ("answers",),
 }
 DEFAULT_REVIEW = "sample:0.1"  # ours: a reviewer sees a tenth of each gate's items unless told otherwise
+# review.overlap: reviewers per task. The canonical form leaves it out at its default, 1, so the configs
+# written before it existed keep their hash.
+OVERLAP = "overlap"
+_OVERLAP = Field("int", default=1, low=1, high=5)
 MAX_SEED = 2**32 - 1  # TrainSpec.seed and numpy's legacy seeding take 32 bits
 MAX_USD = Decimal("99999999.9999")  # Experiment.budget_usd: 12 digits, 4 after the point
 _NAME = Field("str", max_length=200)
@@ -218,11 +222,21 @@ def _review(recipe: str | None, raw: Any, problems: Problems) -> dict:
     if recipe is None:
         return review
 
+    if OVERLAP in raw:
+        try:
+            overlap = coerce(_OVERLAP, raw[OVERLAP])
+        except Invalid as error:
+            problems.add(("review", OVERLAP), f"{error} (reviewers per review task)")
+        else:
+            if overlap != _OVERLAP.value:
+                review[OVERLAP] = overlap
+    raw = {key: value for key, value in raw.items() if key != OVERLAP}
     other_recipes = {key: [name for name, names in GATES.items() if key in names] for key in raw if key not in gates}
     for key, owners in other_recipes.items():
         if owners:
             problems.note(("review", key), f"ignored: {recipe} has no {key} gate (a gate of {' and '.join(owners)})")
-    problems.check_keys(raw, ("review",), [*gates, *(key for key, owners in other_recipes.items() if owners)])
+    allowed = [*gates, OVERLAP, *(key for key, owners in other_recipes.items() if owners)]
+    problems.check_keys(raw, ("review",), allowed)
     for gate, value in raw.items():
         if gate in gates or other_recipes.get(gate):  # an ignored gate's value must still be readable
             try:

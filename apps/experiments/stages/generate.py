@@ -13,6 +13,7 @@ from apps.experiments.stages.base import Context, GatewayMixin, StageKind
 from apps.judging.models import Judgment
 from apps.llm.models import LLMCall
 from apps.llm.selectors import llm_request_for
+from apps.reviews.kinds import DROPS
 from apps.reviews.models import ReviewTask, ReviewVerdict
 from workers.algorithms.novelty import NoveltyConfig
 from workers.llm.prompts import get_template
@@ -25,7 +26,7 @@ FLIP = {"hard": "easy", "easy": "hard"}
 
 
 def effective_verdicts(ctx: Context) -> dict[int, str]:
-    """instruction -> hard | easy after the reviewers (a flip swaps, a rejection drops it)."""
+    """instruction -> hard | easy after the reviewers (a flip swaps; marked invalid, or rejected, drops it)."""
     decisions = gate_decisions(round_id=ctx.round.pk, kind=ReviewTask.Kind.VERDICT)
     out = {}
     for pk, instruction_id, verdict in (
@@ -34,7 +35,7 @@ def effective_verdicts(ctx: Context) -> dict[int, str]:
         .values_list("pk", "instruction_id", "verdict")
     ):
         decision = decisions.get(pk)
-        if decision is not None and decision.decision == ReviewVerdict.Decision.REJECT:
+        if decision is not None and decision.decision in DROPS:
             continue
         if decision is not None and decision.decision == ReviewVerdict.Decision.FLIP:
             verdict = FLIP[verdict]

@@ -1,6 +1,7 @@
 """review_gate: open review tasks for all, none or a seeded sample of a stage's results, and hold the round
-until every one is decided (params: gate, review_kind). With the experiment's auto_approve, open tasks are
-accepted at once, so headless runs go on."""
+until every one is decided (params: gate, review_kind). Each task needs `review.overlap` reviewers (1 unless
+the config says more). With the experiment's auto_approve, open tasks are accepted at once (a verdict and
+the resolution each), so headless runs go on."""
 
 import math
 
@@ -12,7 +13,8 @@ from apps.experiments.selectors import gate_open_count
 from apps.experiments.stages.base import Context, Outcome, StageKind
 from apps.experiments.stages.classify import MUST_REVIEW
 from apps.judging.models import Judgment, Response
-from apps.reviews.models import ReviewTask, ReviewVerdict
+from apps.reviews.models import ReviewTask
+from apps.reviews.services import review_tasks_auto_accept
 
 AUTO_REVIEWER = "auto-approve"
 DEFAULT_MODE = {"mode": "sample", "fraction": 0.1}
@@ -84,6 +86,7 @@ class ReviewGateStage(StageKind):
             chosen = sorted(set(chosen) | {i for i, (_, p) in enumerate(subjects) if p >= MUST_REVIEW})
             subjects = [subjects[i] for i in chosen]
         content_type = ContentType.objects.get_for_model(model)
+        overlap = int(ctx.config.get("review", {}).get("overlap", 1))
         tasks = [
             ReviewTask(
                 kind=ctx.run.params["review_kind"],
@@ -91,6 +94,7 @@ class ReviewGateStage(StageKind):
                 subject_type=content_type,
                 subject_id=pk,
                 priority=priority,
+                required_reviews=overlap,
             )
             for pk, priority in subjects
         ]
@@ -99,25 +103,12 @@ class ReviewGateStage(StageKind):
         ctx.run.total = len(tasks)
 
     def _auto_approve(self, ctx: Context) -> None:
-        reviewer = auto_reviewer()
-        open_tasks = list(
+        open_tasks = (
             ReviewTask.objects.filter(round=ctx.round, kind=ctx.run.params["review_kind"])
             .exclude(status=ReviewTask.Status.DONE)
             .values_list("pk", flat=True)
         )
-        ReviewVerdict.objects.bulk_create(
-            [
-                ReviewVerdict(
-                    task_id=pk,
-                    reviewer=reviewer,
-                    decision=ReviewVerdict.Decision.ACCEPT,
-                    note="accepted by auto-approve",
-                )
-                for pk in open_tasks
-            ],
-            batch_size=1000,
-        )
-        ReviewTask.objects.filter(pk__in=open_tasks).update(status=ReviewTask.Status.DONE)
+        review_tasks_auto_accept(task_ids=list(open_tasks), reviewer=auto_reviewer(), note="accepted by auto-approve")
 
     def finalize(self, ctx: Context) -> Outcome:
         if not ctx.run.state.get("opened"):

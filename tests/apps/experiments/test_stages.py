@@ -13,7 +13,8 @@ from apps.experiments.stages import Context, kind_for
 from apps.experiments.stages.generate import effective_verdicts
 from apps.judging.models import Judgment, Response
 from apps.llm.models import LLMCall, LLMCallUse
-from apps.reviews.models import ReviewTask, ReviewVerdict
+from apps.reviews.models import ReviewTask
+from apps.reviews.services import review_decide
 from apps.training.models import TrainingJob
 from tests.apps.experiments.conftest import drive, lion_config, seed_dataset
 from tests.factories import InstructionFactory, UserFactory
@@ -96,11 +97,10 @@ def test_a_gap_of_exactly_tau_follows_the_hard_rule(rule, at_tau):
 
 
 def _decide(round_, kind, decide):
-    reviewer = UserFactory()
+    reviewer = UserFactory(role=Role.REVIEWER)
     for task in ReviewTask.objects.filter(round=round_, kind=kind).exclude(status="done"):
         decision, text = decide(task)
-        ReviewVerdict.objects.create(task=task, reviewer=reviewer, decision=decision, edited_text=text)
-        ReviewTask.objects.filter(pk=task.pk).update(status="done")
+        assert review_decide(reviewer=reviewer, task_id=task.pk, decision=decision, edited_text=text).status == "done"
 
 
 def test_gates_hold_the_round_and_reviewers_decisions_change_what_trains(llm_server):
@@ -124,7 +124,7 @@ def test_gates_hold_the_round_and_reviewers_decisions_change_what_trains(llm_ser
     def verdicts(task):
         if task.subject_id == flipped.pk:
             return "flip", ""
-        return ("reject", "") if task.subject_id == rejected.pk else ("accept", "")
+        return ("invalid", "") if task.subject_id == rejected.pk else ("accept", "")
 
     _decide(round_, "verdict", verdicts)
     ctx = Context(experiment, round_, StageRun.objects.get(round=round_, name="generate"))

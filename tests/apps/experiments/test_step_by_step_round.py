@@ -19,7 +19,8 @@ from apps.experiments.services import experiment_approve_and_train, experiment_c
 from apps.judging.models import Response
 from apps.llm.models import LLMCall, LLMCallUse
 from apps.llm.selectors import llm_call_finals
-from apps.reviews.models import ReviewTask, ReviewVerdict
+from apps.reviews.models import ReviewTask
+from apps.reviews.services import review_decide
 from apps.training.models import TrainingJob
 from tests.apps.experiments.conftest import drive
 from tests.factories import DatasetFactory, InstructionFactory, UserFactory
@@ -190,8 +191,7 @@ def test_reviewers_rejections_and_edits_change_the_pairs(llm_server, problems):
             decision = "reject"
         elif task.subject_id == edited:
             decision, text = "edit", "Add the two numbers the problem gives."
-        ReviewVerdict.objects.create(task=task, reviewer=reviewer, decision=decision, edited_text=text)
-        ReviewTask.objects.filter(pk=task.pk).update(status="done")
+        review_decide(reviewer=reviewer, task_id=task.pk, decision=decision, edited_text=text)
     experiment = drive(experiment, train=False)
     assert experiment.status == E.WAITING_APPROVAL
     experiment_approve_and_train(experiment_id=experiment.pk, by=UserFactory(role=Role.OPERATOR))
