@@ -1,4 +1,5 @@
-"""Import 1,000,000 Alpaca-shaped records into PostgreSQL and compare with two simpler imports.
+"""Import 1,000,000 Alpaca-shaped records into PostgreSQL and compare with two simpler imports; then export
+100,000 records in every format and compare with a naive serializer-per-row export.
 
 The records are real instructions, inputs and answers from ../shared/data, each made distinct by a
 numbered variant, plus a known number of exact duplicates that the import must count and skip. The
@@ -7,7 +8,12 @@ Two baselines are measured in the same run: a naive importer (one query to test 
 one save() per row) over the first 10,000 records, and the usual Django answer, `bulk_create` in
 batches of 5,000 with duplicates dropped by a set of hashes in memory, over the whole file.
 
+The export half (bench/export_bench.py) runs the real export path (keyset reads, the streaming writers,
+hashing, manifest and card) against a baseline that serializes each row with DRF's InstructionSerializer and
+json.dumps (parquet: one pyarrow table built from all rows at the end), in the same run on the same rows.
+
     python bench/import_export.py [--records 1000000] [--naive 10000] [--bulk N (default: all)]
+                                  [--export 100000] [--naive-export 20000] [--only-export]
 """
 
 import argparse
@@ -132,7 +138,15 @@ def main() -> None:
     parser.add_argument("--duplicates", type=int, default=10_000)
     parser.add_argument("--naive", type=int, default=10_000)
     parser.add_argument("--bulk", type=int, default=0, help="records for the bulk_create baseline (0: all)")
+    parser.add_argument("--export", type=int, default=100_000, help="records to export in every format (0: none)")
+    parser.add_argument("--naive-export", type=int, default=20_000, help="records for the naive export baseline")
+    parser.add_argument("--only-export", action="store_true", help="skip the import comparison")
     args = parser.parse_args()
+    if args.only_export:
+        from export_bench import run_export_bench
+
+        run_export_bench(args.export, args.naive_export, write_file)
+        return
 
     OUT.mkdir(parents=True, exist_ok=True)
     url = use_bench_database()
@@ -165,6 +179,10 @@ def main() -> None:
     print(f"ratio: {fast_rate / naive_rate:.1f}x the naive rate, {fast_rate / bulk_rate:.1f}x the bulk_create rate")
     assert fast.size == args.records, f"expected {args.records} rows, got {fast.size}"
     assert f"{args.duplicates:,} duplicates skipped" in summary, summary
+    if args.export:
+        from export_bench import run_export_bench
+
+        run_export_bench(args.export, args.naive_export, write_file, database_ready=True)
 
 
 if __name__ == "__main__":

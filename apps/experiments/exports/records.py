@@ -65,6 +65,12 @@ class Tally:
             self.automatic += decision["automatic"]
 
 
+def _span(field: str, ids) -> dict:
+    """A range filter over the ids' span. A chunk's lookups ask for a range, not an IN list of thousands of
+    ids (binding those costs more than the rows); what falls in the range but is not asked for is dropped."""
+    return {f"{field}__gte": min(ids), f"{field}__lte": max(ids)}
+
+
 def _task_resolution() -> bool:
     """Whether review tasks carry their own resolution (decision, edited_text: what their reviewers agreed
     on, with several reviewers a task). Without it a task's decision is its latest verdict."""
@@ -76,8 +82,9 @@ def _latest_verdicts(model, subject_ids, **task_filter) -> dict[int, dict]:
     the task's resolution where tasks keep one, else its latest verdict; the reviewer is the latest voter."""
     if not subject_ids:
         return {}
+    wanted = set(subject_ids)
     tasks = ReviewTask.objects.filter(
-        subject_type=ContentType.objects.get_for_model(model), subject_id__in=subject_ids, **task_filter
+        subject_type=ContentType.objects.get_for_model(model), **_span("subject_id", wanted), **task_filter
     )
     latest = ReviewVerdict.objects.filter(task__in=tasks).values("task_id").annotate(last=Max("id")).values("last")
     columns = ["task__subject_id", "task__kind", "decision", "reviewer__username"]
@@ -87,6 +94,8 @@ def _latest_verdicts(model, subject_ids, **task_filter) -> dict[int, dict]:
     found: dict[int, dict] = {}
     for row in ReviewVerdict.objects.filter(pk__in=latest).order_by("pk").values_list(*columns):
         subject_id, kind, decision, reviewer = row[:4]
+        if subject_id not in wanted:
+            continue
         if resolved:
             decision = row[4]
             if not decision:  # voted on, not settled yet (waiting for more votes, or in conflict)
@@ -106,16 +115,21 @@ def _round_names(round_ids) -> dict[int, tuple[str, int]]:
     return {pk: (name, index) for pk, name, index in rows}
 
 
-def _scores(judgments) -> dict[int, dict]:
-    """{instruction id: scores} from the latest of the given discrimination judgments of each."""
+def _scores(judgments, ids) -> dict[int, dict]:
+    """{instruction id: scores} from the latest of the given discrimination judgments of each id."""
     found: dict[int, dict] = {}
+    wanted = set(ids)
     rows = list(
-        judgments.order_by("instruction_id", "id").values_list(
+        judgments.filter(**_span("instruction_id", wanted))
+        .order_by("instruction_id", "id")
+        .values_list(
             "instruction_id", "judge_model", "teacher_score", "student_score", "gap", "verdict", "contested", "round_id"
         )
     )
     rounds = _round_names(r[-1] for r in rows)
     for pk, judge, teacher, student, gap, verdict, contested, round_id in rows:
+        if pk not in wanted:
+            continue
         experiment, index = rounds.get(round_id, ("", None))
         found[pk] = {
             "judge_model": judge,
@@ -131,8 +145,10 @@ def _scores(judgments) -> dict[int, dict]:
 
 
 def _lineages(ids) -> dict[int, tuple[str, int, int]]:
-    rows = Lineage.objects.filter(instruction_id__in=ids).values_list("instruction_id", "origin", "seed_id", "round_id")
-    return {pk: (origin, seed, round_id) for pk, origin, seed, round_id in rows}
+    wanted = set(ids)
+    rows = Lineage.objects.filter(**_span("instruction_id", wanted))
+    rows = rows.values_list("instruction_id", "origin", "seed_id", "round_id")
+    return {pk: (origin, seed, round_id) for pk, origin, seed, round_id in rows if pk in wanted}
 
 
 def _chat_parts(metadata: dict, output: str) -> tuple[str, list | None]:
@@ -167,6 +183,7 @@ class DatasetSource:
         self._qs = qs
         self.last_id = qs.aggregate(last=Max("pk"))["last"] or 0
         self.tally = Tally()
+        self._chat: set[str] | None = None
 
     @property
     def label(self) -> str:
@@ -179,19 +196,23 @@ class DatasetSource:
     def count(self) -> int:
         return self._qs.filter(pk__lte=self.last_id).count()
 
+    def _chat_keys(self) -> set[str]:
+        """Which of system and turns some row's metadata holds (asked once per source)."""
+        if self._chat is None:
+            self._chat = {key for key in ("system", "turns") if self._qs.filter(metadata__has_key=key).exists()}
+        return self._chat
+
     def fields(self) -> set[str]:
-        wanted = {name for name, on in self.options.as_dict().items() if on}
-        if self._qs.filter(metadata__has_key="system").exists():
-            wanted.add("system")
-        if self._qs.filter(metadata__has_key="turns").exists():
-            wanted.add("turns")
-        return wanted
+        return {name for name, on in self.options.as_dict().items() if on} | self._chat_keys()
 
     def records(self) -> Iterator[dict]:
         self.tally = Tally()
         after, opts, name = 0, self.options, self.dataset.name
         columns = ("pk", "text", "input", "reference_output", "gold_label", "task_category", "origin", "parent_id")
-        columns += ("created_in_round_id", "metadata")
+        columns += ("created_in_round_id",)
+        chats = bool(self._chat_keys())
+        if chats:  # decoding every row's JSON costs as much as the rest of the row: only when it is needed
+            columns += ("metadata",)
         while True:
             page = self._qs.filter(pk__gt=after, pk__lte=self.last_id).order_by("pk")
             rows = list(page.values_list(*columns)[:CHUNK])
@@ -201,11 +222,12 @@ class DatasetSource:
             ids = [r[0] for r in rows]
             lineages = _lineages(ids) if opts.provenance else {}
             rounds = _round_names(r[8] for r in rows) if opts.provenance else {}
-            judgments = Judgment.objects.filter(instruction_id__in=ids, kind="discrimination")
-            scores = _scores(judgments) if opts.scores else {}
+            judgments = Judgment.objects.filter(kind="discrimination")
+            scores = _scores(judgments, ids) if opts.scores else {}
             reviews = _latest_verdicts(Instruction, ids)
-            for pk, text, input_, output, label, category, origin, parent, round_id, metadata in rows:
-                system, turns = _chat_parts(metadata, output)
+            for row in rows:
+                pk, text, input_, output, label, category, origin, parent, round_id = row[:9]
+                system, turns = _chat_parts(row[9], output) if chats else ("", None)
                 record = {"instruction": text, "input": input_, "output": output, "category": category, "label": label}
                 if system:
                     record["system"] = system
@@ -299,12 +321,11 @@ class SnapshotSource:
             scores = {}
             if opts.scores:
                 judgments = Judgment.objects.filter(
-                    instruction_id__in=ids,
                     kind="discrimination",
                     round__experiment=self.experiment,
                     round__index__lte=index,
                 )
-                scores = _scores(judgments)
+                scores = _scores(judgments, ids)
             reviews = self._reviews(ids, response_ids)
             for row in rows:
                 _, kind, prompt, target, pk, response, text, input_, gold, category, origin, parent, ds, ds_name = row
