@@ -199,3 +199,12 @@ def test_the_checker_reads_files_strictly(tmp_path):
     assert "not one JSON value" in found["two objects"]
     assert "UTF-8" in found["latin1"]
     assert "no example" in found["empty"]
+
+
+def test_hugging_face_datasets_loads_the_parquet_when_installed(tmp_path):
+    """`datasets` is not in the lock (it brings pandas and more); where it is installed, it must load the file."""
+    datasets = pytest.importorskip("datasets")
+    fields = {"system", "turns", "rationale", "kind", "provenance", "scores", "review"}
+    path, _ = _write("parquet", tmp_path=tmp_path, fields=fields)
+    loaded = datasets.load_dataset("parquet", data_files=str(path), cache_dir=str(tmp_path / "cache"))["train"]
+    assert loaded.num_rows == len(RECORDS) and loaded[4]["scores"]["gap"] == 2.5
