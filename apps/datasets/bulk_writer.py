@@ -4,16 +4,20 @@ PostgreSQL: binary COPY from a writer thread, so that parsing the next batch (Py
 overlaps the server storing the last (PostgreSQL, the other core). The thread works on the caller's
 own connection and so inside the caller's transaction; the caller makes no other query until close().
 Elsewhere (the embedded SQLite): bulk_create, in the caller's thread.
+Both count the categories of the rows they store and add them to the dataset's category counts on
+close(), in the caller's transaction.
 """
 
 import queue
 import threading
+from collections import Counter
 
 import orjson
 from django.db import DatabaseError, connection
 from django.utils import timezone
 from psycopg.types.json import set_json_dumps
 
+from apps.datasets.categories import category_counts_add
 from apps.datasets.formats import Record
 from apps.datasets.models import Dataset, Instruction
 
@@ -41,6 +45,7 @@ class OrmWriter:
     def __init__(self, dataset: Dataset, *, check_existing: bool):
         self.dataset, self.check_existing = dataset, check_existing
         self.imported = self.duplicates = 0
+        self.categories: Counter[str] = Counter()
 
     def write(self, rows: Batch) -> None:
         if self.check_existing:
@@ -64,8 +69,10 @@ class OrmWriter:
             batch_size=2000,
         )  # fmt: skip
         self.imported += len(rows)
+        self.categories.update(r.task_category for _, r in rows)
 
     def close(self) -> tuple[int, int]:
+        category_counts_add(dataset_id=self.dataset.pk, deltas=self.categories)
         return self.imported, self.duplicates
 
     def abort(self) -> None:
@@ -76,6 +83,7 @@ class CopyWriter:
     def __init__(self, dataset: Dataset, *, check_existing: bool):
         self.dataset, self.check_existing = dataset, check_existing
         self.imported = self.duplicates = 0
+        self.categories: Counter[str] = Counter()  # written by the thread, read after it has ended
         self.error: BaseException | None = None
         connection.ensure_connection()
         self._raw = connection.connection
@@ -93,6 +101,7 @@ class CopyWriter:
         self._thread.join()
         if self.error is not None:
             self._raise()
+        category_counts_add(dataset_id=self.dataset.pk, deltas=self.categories)
         return self.imported, self.duplicates
 
     def abort(self) -> None:
@@ -125,6 +134,7 @@ class CopyWriter:
                                 r.task_category, Instruction.Origin.IMPORTED, digest, r.metadata, now,
                             ))  # fmt: skip
                     self.imported += len(rows)
+                    self.categories.update(r.task_category for _, r in rows)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread by close()/write()
             self.error = exc
             while self._queue.get() is not None:  # let the producer finish putting without blocking

@@ -90,6 +90,28 @@ class Instruction(models.Model):
         return self.text[:80]
 
 
+class DatasetCategoryCount(models.Model):
+    """How many of a dataset's instructions carry each task category. Every writer of `task_category`
+    keeps it in its own transaction (apps/datasets/categories.py), so the browser's category choices and
+    counts read a few rows per dataset, never the dataset itself. Instructions without a category have no
+    row: they are the dataset's size less the sum."""
+
+    # The unique (dataset, category) index serves every lookup by dataset.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="category_counts", db_index=False)
+    category = models.CharField(max_length=64)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["dataset", "category"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "category"], name="category_count_once_per_dataset"),
+            models.CheckConstraint(condition=~models.Q(category=""), name="category_count_not_blank"),
+        ]
+
+    def __str__(self):
+        return f"{self.category}: {self.count}"
+
+
 class ImportJob(TimeStampedModel):
     """One import of a file into a dataset, run by a Celery worker or a management command."""
 

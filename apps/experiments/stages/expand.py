@@ -11,6 +11,7 @@ pool beside the selected seeds, so the style stage and the snapshot see both.
 
 from django.db.models import Count
 
+from apps.datasets.categories import instruction_category_set
 from apps.datasets.formats.records import content_hash
 from apps.datasets.models import Instruction
 from apps.experiments.models import Lineage, PoolMember, StageRun
@@ -66,7 +67,8 @@ class ExpandStage(GenerateStage):
         for pk, seed in Lineage.objects.filter(round=ctx.round, origin=ORIGIN).values_list("instruction_id", "seed_id"):
             by_category.setdefault(categories.get(str(seed), ""), []).append(pk)
         for category, pks in by_category.items():
-            Instruction.objects.filter(pk__in=pks, task_category="").update(task_category=category)
+            # Through the service, which keeps the owned dataset's category counts.
+            instruction_category_set(instruction_ids=pks, category=category, only_blank=True)
         kept = sum(len(pks) for pks in by_category.values())
         ctx.round.metrics = {
             **ctx.round.metrics,
