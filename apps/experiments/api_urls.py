@@ -9,4 +9,9 @@ urlpatterns = [
         apis.ExperimentEvaluationsApi.as_view(),
         name="api-experiment-evaluations",
     ),
+    path(
+        "instructions/<int:pk>/provenance/",
+        apis.InstructionProvenanceApi.as_view(),
+        name="api-instruction-provenance",
+    ),
 ]

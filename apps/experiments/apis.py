@@ -1,12 +1,17 @@
-"""REST API of experiments (under /api/v1/experiments/): their LLM costs and evaluations."""
+"""REST API of experiments (under /api/v1/experiments/): their LLM costs and evaluations; and an
+instruction's provenance (/api/v1/instructions/<id>/provenance/)."""
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.datasets.models import Instruction
 from apps.experiments.evaluation import experiment_evaluations
 from apps.experiments.models import Experiment
+from apps.experiments.provenance import instruction_provenance
+from apps.experiments.serializers import ProvenanceSerializer
 from apps.llm import selectors as llm_selectors
 
 
@@ -67,3 +72,17 @@ class ExperimentEvaluationsApi(APIView):
     def get(self, request, pk: int):
         get_object_or_404(Experiment, pk=pk)
         return Response(experiment_evaluations(experiment_id=pk))
+
+
+class InstructionProvenanceApi(APIView):
+    """Where an instruction came from (lineage: seed, round, hard or easy origin, nearest pool item and its
+    ROUGE-L), its answers, its judgments in both orders, the review tasks on it with every vote and the
+    resolution, its task labels, pools and the training snapshots it was in (who approved them)."""
+
+    @extend_schema(responses={200: ProvenanceSerializer})
+    def get(self, request, pk: int):
+        try:
+            provenance = instruction_provenance(instruction_id=pk)
+        except Instruction.DoesNotExist:
+            raise Http404(f"No instruction #{pk}.") from None
+        return Response(ProvenanceSerializer(provenance).data)

@@ -9,11 +9,13 @@ from apps.core.decorators import role_required
 from apps.core.errors import RetortError
 from apps.core.htmx import stop_polling
 from apps.core.roles import Role
+from apps.datasets.models import Instruction
 from apps.experiments.exports.forms import ExportForm
 from apps.experiments.exports.models import ExportJob
 from apps.experiments.exports.selectors import export_file_path, export_job_recent
 from apps.experiments.exports.services import export_start
 from apps.experiments.models import Experiment
+from apps.experiments.provenance import instruction_provenance
 from apps.llm import selectors as llm_selectors
 
 
@@ -80,3 +82,13 @@ def export_download(request, pk: int, name: str):
     if path is None:
         raise Http404("This export has no such file (or it has not finished).")
     return FileResponse(open(path, "rb"), as_attachment=True, filename=f"export-{job.pk}-{path.name}")
+
+
+@role_required(Role.VIEWER)
+def instruction_provenance_page(request, pk: int):
+    """Where an instruction came from, who or what judged it, who approved it."""
+    try:
+        provenance = instruction_provenance(instruction_id=pk)
+    except Instruction.DoesNotExist:
+        raise Http404(f"No instruction #{pk}.") from None
+    return render(request, "experiments/provenance.html", {"p": provenance, "instruction": provenance.instruction})
