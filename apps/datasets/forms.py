@@ -39,10 +39,24 @@ class ImportForm(forms.Form):
 
 
 class InstructionFilterForm(forms.Form):
-    q = forms.CharField(required=False, label="Search")
-    category = forms.CharField(required=False)
+    """The dataset page's filters and its keyset cursor (`after` or `before` an instruction id)."""
+
+    q = forms.CharField(required=False, label="Search", max_length=200, strip=True)
+    category = forms.CharField(required=False, max_length=64, label="Task category")
     origin = forms.ChoiceField(
         required=False,
         choices=[("", "any origin"), *Instruction.Origin.choices],
     )
+    reference = forms.ChoiceField(
+        required=False,
+        label="Reference output",
+        choices=[("", "with or without"), ("yes", "has one"), ("no", "has none")],
+    )
     after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("after") is not None and data.get("before") is not None:
+            raise forms.ValidationError("A page starts after an instruction or ends before one, not both.")
+        return data

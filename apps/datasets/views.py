@@ -9,10 +9,11 @@ from apps.core.roles import Role
 from apps.datasets.forms import ImportForm, InstructionFilterForm
 from apps.datasets.models import Dataset, ImportJob, Instruction
 from apps.datasets.selectors import (
-    dataset_categories,
+    dataset_category_counts,
     dataset_list,
     import_job_progress,
     import_job_recent,
+    instruction_filter,
     instruction_page,
 )
 from apps.datasets.services import import_job_create
@@ -26,28 +27,31 @@ def dataset_index(request):
 @role_required(Role.VIEWER)
 def dataset_detail(request, pk: int):
     dataset = get_object_or_404(Dataset, pk=pk)
-    form = InstructionFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    rows, next_after = instruction_page(
-        dataset=dataset,
-        after=filters.get("after") or 0,
-        q=filters.get("q", ""),
-        category=filters.get("category", ""),
-        origin=filters.get("origin", ""),
-    )
-    params = request.GET.copy()
-    params.pop("after", None)
+    form = InstructionFilterForm(request.GET)
+    counts = dataset_category_counts(dataset)
     context = {
         "dataset": dataset,
         "form": form,
-        "rows": rows,
-        "next_after": next_after,
-        "categories": dataset_categories(dataset),
-        "query": params.urlencode(),
-        "is_first_page": not filters.get("after"),
+        "categories": counts,
+        "uncategorised": max(dataset.size - sum(n for _, n in counts), 0),
     }
+    status = 200
+    if form.is_valid():
+        f = form.cleaned_data
+        qs = instruction_filter(
+            dataset=dataset, q=f["q"], category=f["category"], origin=f["origin"], reference=f["reference"]
+        )
+        context["page"] = instruction_page(qs, after=f["after"], before=f["before"])
+        only_category = f["category"] and not (f["q"] or f["origin"] or f["reference"])
+        context["category_count"] = dict(counts).get(f["category"], 0) if only_category else None
+        params = request.GET.copy()
+        for cursor in ("after", "before"):
+            params.pop(cursor, None)
+        context["query"] = params.urlencode()
+    elif not request.htmx:
+        status = 400  # the errors are shown above the table; htmx swaps only a 2xx, so its partial gets 200
     template = "datasets/detail.html#instruction-rows" if request.htmx else "datasets/detail.html"
-    return render(request, template, context)
+    return render(request, template, context, status=status)
 
 
 @role_required(Role.VIEWER)

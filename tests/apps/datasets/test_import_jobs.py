@@ -163,15 +163,15 @@ def test_dataset_browsing_pages_by_cursor_and_filters(client_for):
     rows = [InstructionFactory(dataset=dataset, task_category="Math" if i % 2 else "Writing") for i in range(120)]
     client = client_for(Role.VIEWER)
     first = client.get(f"/datasets/{dataset.pk}/")
-    assert first.context["next_after"] == rows[49].pk and len(first.context["rows"]) == 50
+    assert first.context["page"].next_after == rows[49].pk and len(first.context["page"].rows) == 50
     second = client.get(f"/datasets/{dataset.pk}/?after={rows[49].pk}")
-    assert [r.pk for r in second.context["rows"]] == [r.pk for r in rows[50:100]]
+    assert [r.pk for r in second.context["page"].rows] == [r.pk for r in rows[50:100]]
     maths = client.get(f"/datasets/{dataset.pk}/?category=Math", HTTP_HX_REQUEST="true")
     partial = maths.content.decode()
     assert "<html" not in partial  # only the rows partial
     assert partial.count("<td>Math</td>") == 50 and "<td>Writing</td>" not in partial
     found = client.get(f"/datasets/{dataset.pk}/", {"q": rows[7].text})
-    assert [r.pk for r in found.context["rows"]] == [rows[7].pk]
+    assert [r.pk for r in found.context["page"].rows] == [rows[7].pk]
 
 
 def test_a_queued_job_whose_message_was_lost_is_sent_again_once_per_period(tmp_path, monkeypatch):
