@@ -8,6 +8,7 @@ urlpatterns = [
     path("llm/", include("apps.llm.urls")),
     path("experiments/", include("apps.experiments.urls")),
     path("training/", include("apps.training.urls")),
+    path("review/", include("apps.console.review_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),
