@@ -8,6 +8,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from apps.datasets.models import Instruction
+from apps.datasets.selectors import instruction_search
 from apps.experiments.models import Experiment, Lineage, Round, TaskLabel
 from apps.experiments.review_stats import judge_overturns
 from apps.judging.models import Judgment, Response
@@ -55,18 +56,21 @@ def _category(kind: str, model, path: str, category: str) -> QuerySet:
 
 
 def _search(kind: str, q: str) -> Q:
-    """Tasks whose instruction (text or input) holds `q`, ignoring case: on PostgreSQL the trigram indexes
-    on the instructions' UPPER(text) and UPPER(input) answer the `icontains` (datasets migration 0010).
-    Unparsable replies are searched in the reply and the error."""
+    """Tasks whose instruction (text or input) holds every word of `q` at the start of a word: the dataset
+    browser's search (`instruction_search`), which PostgreSQL answers from its full-text GIN index.
+    Unparsable replies are searched in the reply and the error (a short list: the calls that failed)."""
     if kind == Kind.INVALID_REPLY:
-        calls = LLMCall.objects.filter(Q(reply__icontains=q) | Q(error__icontains=q))
+        failed = LLMCall.objects.filter(status=LLMCall.Status.INVALID)
+        calls = failed.filter(Q(reply__icontains=q) | Q(error__icontains=q))
         uses = LLMCallUse.objects.filter(call__in=calls.values("pk"))
         return Q(subject_type=ContentType.objects.get_for_model(LLMCallUse), subject_id__in=uses.values("pk")) | Q(
             subject_type=ContentType.objects.get_for_model(LLMCall), subject_id__in=calls.values("pk")
         )
     model, path = SUBJECTS[kind]
-    match = _instruction_filter(path, text__icontains=q) | _instruction_filter(path, input__icontains=q)
-    return Q(subject_id__in=model.objects.filter(match).values("pk"))
+    found = instruction_search(Instruction.objects.all(), q).values("pk")
+    if not path:
+        return Q(subject_id__in=found)
+    return Q(subject_id__in=model.objects.filter(**{f"{path}__in": found}).values("pk"))
 
 
 def queue_filter(

@@ -171,6 +171,10 @@
   document.addEventListener("htmx:afterSwap", function () {
     keepClaim = false;
     restoreChoice();
+    // htmx gives focus back to the element of the same id (the category select, the note): on a new item
+    // that would swallow the next shortcut, so the new panel starts with nothing focused.
+    const p = panel();
+    if (p && p.contains(document.activeElement)) document.activeElement.blur();
   });
 
   // --- the table: select every task of the page --------------------------------------------------------

@@ -222,6 +222,11 @@ def test_the_table_filters(client):
     assert ids("generated", origin="hard") == {hard.pk}
     assert ids("generated", q="BREAKFAST") == {hard.pk}
     assert ids("generated", q="planets") == {easy.pk}
+    assert ids("generated", q="break sonnet") == {hard.pk}  # every word, at the start of a word
+    assert ids("generated", q="fast") == set()
+    assert ids("verdict", q="series") == {relabelled.pk}
+    reply = build("invalid_reply", round_, reply="The scores are missing entirely.")
+    assert ids("invalid_reply", q="missing ENTIRELY") == {reply.pk}
     assert ids("verdict", contested="yes") == {verdicts[1].pk}
     assert ids("verdict", gap_min="1", gap_max="2.5") == {labelled.pk, relabelled.pk}
     assert ids("verdict", origin="easy") == {verdicts[0].pk}
