@@ -85,29 +85,68 @@ def instruction_filter(
 
 
 _PAGE_FIELDS = ("id", "dataset_id", "text", "input", "task_category", "origin", "reference_output", "gold_label")
+_MAX_ID = 2**63 - 1
+
+
+def dataset_id_range(dataset_id: int) -> tuple[int, int] | None:
+    """The first and last instruction ids of a dataset, or None when it has none. Row comparisons on
+    (dataset_id, id) pin both reads to the (dataset, id) index: asked for min(id) under `dataset_id = x`,
+    PostgreSQL walks the primary key from id 1 and skips every earlier dataset's rows."""
+    table = Instruction._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE (dataset_id, id) > (%s, 0) AND dataset_id = %s "  # noqa: S608
+            "ORDER BY dataset_id, id LIMIT 1",
+            [dataset_id, dataset_id],
+        )
+        first = cursor.fetchone()
+        if first is None:
+            return None
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE (dataset_id, id) < (%s, %s) AND dataset_id = %s "  # noqa: S608
+            "ORDER BY dataset_id DESC, id DESC LIMIT 1",
+            [dataset_id, _MAX_ID, dataset_id],
+        )
+        return first[0], cursor.fetchone()[0]
+
+
+def _first_id(qs: QuerySet[Instruction], order: str) -> int | None:
+    return next(iter(qs.order_by(order).values_list("id", flat=True)[:1]), None)
 
 
 def instruction_page(
-    qs: QuerySet[Instruction], *, after: int | None = None, before: int | None = None, size: int = 50
+    qs: QuerySet[Instruction],
+    *,
+    id_range: tuple[int, int] | None,
+    after: int | None = None,
+    before: int | None = None,
+    size: int = 50,
 ) -> InstructionPage:
-    """One page of `qs` by keyset pagination, never OFFSET, so the millionth page costs what the first
-    does: the `size` rows after id `after` (forwards; from the start when both are None) or the `size`
-    rows before id `before` (backwards), always shown in id order. One query for the page and one
-    indexed existence test for the other direction."""
+    """One page of `qs` (one dataset's instructions, whose ids span `id_range`, see dataset_id_range)
+    by keyset pagination, never OFFSET, so the millionth page costs what the first does: the `size` rows
+    after id `after` (forwards; from the start when both are None) or the `size` rows before id `before`
+    (backwards), always shown in id order. One query for the page and one for whether rows lie the other
+    way. Every read is bounded by the dataset's first and last ids, so the planner's walk along the
+    primary key starts inside the dataset rather than at the table's first row."""
     if after is not None and before is not None:
         raise ValueError("A page is either after an id or before one, not both.")
+    if id_range is None:
+        return InstructionPage([])
+    first, last = id_range
     qs = qs.only(*_PAGE_FIELDS)
     if before is None:
-        rows = list(qs.filter(id__gt=after or 0).order_by("id")[: size + 1])
+        start = max((after or 0) + 1, first)
+        rows = list(qs.filter(id__gte=start, id__lte=last).order_by("id")[: size + 1])
         more, rows = len(rows) > size, rows[:size]
         page = InstructionPage(rows, next_after=rows[-1].id if more else None)
-        if after and qs.filter(id__lte=after).exists():
+        if after and _first_id(qs.filter(id__gte=first, id__lte=min(after, last)), "-id") is not None:
             page.previous_before = rows[0].id if rows else after + 1
         return page
-    rows = list(qs.filter(id__lt=before).order_by("-id")[: size + 1])
+    end = min(before - 1, last)
+    rows = list(qs.filter(id__gte=first, id__lte=end).order_by("-id")[: size + 1])
     more, rows = len(rows) > size, rows[:size][::-1]
     page = InstructionPage(rows, previous_before=rows[0].id if more else None)
-    if qs.filter(id__gte=before).exists():
+    if _first_id(qs.filter(id__gte=max(before, first), id__lte=last), "id") is not None:
         page.next_after = rows[-1].id if rows else before - 1
     return page
 

@@ -10,6 +10,7 @@ from apps.datasets.forms import ImportForm, InstructionFilterForm
 from apps.datasets.models import Dataset, ImportJob, Instruction
 from apps.datasets.selectors import (
     dataset_category_counts,
+    dataset_id_range,
     dataset_list,
     import_job_progress,
     import_job_recent,
@@ -41,7 +42,8 @@ def dataset_detail(request, pk: int):
         qs = instruction_filter(
             dataset=dataset, q=f["q"], category=f["category"], origin=f["origin"], reference=f["reference"]
         )
-        context["page"] = instruction_page(qs, after=f["after"], before=f["before"])
+        id_range = dataset_id_range(dataset.pk)
+        context["page"] = instruction_page(qs, id_range=id_range, after=f["after"], before=f["before"])
         only_category = f["category"] and not (f["q"] or f["origin"] or f["reference"])
         context["category_count"] = dict(counts).get(f["category"], 0) if only_category else None
         params = request.GET.copy()

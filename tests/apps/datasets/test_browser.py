@@ -2,6 +2,7 @@
 index on PostgreSQL), filters, keyset pagination both ways, HTMX partials, escaping and bad input."""
 
 import re
+from functools import partial
 
 import pytest
 from django.db import connection
@@ -10,7 +11,7 @@ from django.urls import reverse
 from apps.core.roles import Role
 from apps.datasets.categories import dataset_category_counts_rebuild
 from apps.datasets.models import Instruction
-from apps.datasets.selectors import instruction_filter, instruction_page, instruction_search
+from apps.datasets.selectors import dataset_id_range, instruction_filter, instruction_page, instruction_search
 from tests.factories import DatasetFactory, InstructionFactory
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +53,8 @@ def _expected(dataset, predicate) -> list[int]:
 
 
 def _found(dataset, **filters) -> list[int]:
-    return [i.pk for i in instruction_page(instruction_filter(dataset=dataset, **filters), size=1000).rows]
+    qs = instruction_filter(dataset=dataset, **filters)
+    return [i.pk for i in instruction_page(qs, id_range=dataset_id_range(dataset.pk), size=1000).rows]
 
 
 def _words(text: str) -> list[str]:
@@ -111,48 +113,69 @@ def test_on_postgresql_the_search_is_answered_by_the_full_text_index():
     assert "instruction_search" in plan, plan
 
 
+def _interleaved():
+    """A dataset whose rows another dataset's rows precede, interrupt and follow."""
+    other = DatasetFactory()
+    InstructionFactory.create_batch(6, dataset=other)
+    dataset = _dataset(n_extra=23)
+    InstructionFactory.create_batch(6, dataset=other)
+    for k in range(6):
+        InstructionFactory(dataset=dataset, text=f"Late number {k}.", task_category="writing")
+    InstructionFactory.create_batch(3, dataset=other)
+    return dataset
+
+
+def test_the_id_range_is_the_datasets_first_and_last_id():
+    dataset = _interleaved()
+    ids = list(Instruction.objects.filter(dataset=dataset).values_list("pk", flat=True))
+    assert dataset_id_range(dataset.pk) == (min(ids), max(ids))
+    assert dataset_id_range(DatasetFactory().pk) is None
+    page = instruction_page(Instruction.objects.none(), id_range=None)
+    assert page.rows == [] and page.next_after is None and page.previous_before is None
+
+
 @pytest.mark.parametrize("filters", [{}, {"category": "writing"}, {"q": "number"}, {"reference": "no"}])
 def test_keyset_pages_walk_every_row_once_forwards_and_backwards(filters):
-    dataset = _dataset(n_extra=23)
+    dataset = _interleaved()
     expected = [i.pk for i in instruction_filter(dataset=dataset, **filters).order_by("pk")]
     assert len(expected) > 7
     qs = instruction_filter(dataset=dataset, **filters)
+    at = partial(instruction_page, qs, id_range=dataset_id_range(dataset.pk), size=7)
 
-    pages, page = [], instruction_page(qs, size=7)
+    pages, page = [], at()
     assert page.previous_before is None
     while True:
         pages.append([r.pk for r in page.rows])
         if page.next_after is None:
             break
-        page = instruction_page(qs, after=page.next_after, size=7)
+        page = at(after=page.next_after)
     assert [pk for p in pages for pk in p] == expected
     assert all(len(p) == 7 for p in pages[:-1])
 
     # From the last page back to the first by the "previous" cursors: every row once, in order.
     back = []
     while page.previous_before is not None:
-        page = instruction_page(qs, before=page.previous_before, size=7)
+        page = at(before=page.previous_before)
         back = [r.pk for r in page.rows] + back
         assert page.next_after is not None
     assert back + pages[-1] == expected
     # And forwards again from a page reached backwards.
-    assert [r.pk for r in instruction_page(qs, after=page.next_after, size=7).rows] == expected[
-        len(page.rows) : len(page.rows) + 7
-    ]
+    assert [r.pk for r in at(after=page.next_after).rows] == expected[len(page.rows) : len(page.rows) + 7]
 
 
 def test_a_cursor_past_either_end_gives_an_empty_page_that_leads_back():
-    dataset = _dataset()
-    qs = instruction_filter(dataset=dataset)
+    dataset = _interleaved()
+    at = partial(instruction_page, instruction_filter(dataset=dataset), id_range=dataset_id_range(dataset.pk), size=5)
     last = Instruction.objects.filter(dataset=dataset).order_by("-pk").first().pk
-    page = instruction_page(qs, after=last, size=5)
+    page = at(after=last)
     assert page.rows == [] and page.next_after is None and page.previous_before == last + 1
-    assert [r.pk for r in instruction_page(qs, before=page.previous_before, size=5).rows][-1] == last
+    assert [r.pk for r in at(before=page.previous_before).rows][-1] == last
     first = Instruction.objects.filter(dataset=dataset).order_by("pk").first().pk
-    page = instruction_page(qs, before=first, size=5)
+    page = at(before=first)
     assert page.rows == [] and page.previous_before is None and page.next_after == first - 1
+    assert at(after=page.next_after).rows[0].pk == first
     with pytest.raises(ValueError, match="not both"):
-        instruction_page(qs, after=1, before=5)
+        at(after=1, before=5)
 
 
 def test_anonymous_visitors_are_sent_to_log_in(client):
