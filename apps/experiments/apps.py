@@ -11,6 +11,7 @@ class ExperimentsConfig(AppConfig):
             on_hold_requested,
             on_job_finished,
             on_review_tasks_done,
+            on_task_labels_done,
         )
         from apps.llm.signals import experiment_hold_requested, llm_calls_settled
         from apps.reviews.signals import review_tasks_done
@@ -21,3 +22,4 @@ class ExperimentsConfig(AppConfig):
         training_job_finished.connect(on_job_finished, dispatch_uid="experiments.training_finished")
         generation_job_finished.connect(on_job_finished, dispatch_uid="experiments.generation_finished")
         review_tasks_done.connect(on_review_tasks_done, dispatch_uid="experiments.review_tasks_done")
+        review_tasks_done.connect(on_task_labels_done, dispatch_uid="experiments.task_labels_done")

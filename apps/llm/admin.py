@@ -1,6 +1,14 @@
 from django.contrib import admin, messages
 
-from apps.llm.models import LLMCall, LLMCallUse, LLMEndpoint, LLMHold, LLMRunnerLease
+from apps.llm.models import (
+    ClassifierExample,
+    ClassifierVersion,
+    LLMCall,
+    LLMCallUse,
+    LLMEndpoint,
+    LLMHold,
+    LLMRunnerLease,
+)
 from apps.llm.services import llm_endpoint_test
 
 
@@ -64,3 +72,26 @@ class LLMHoldAdmin(admin.ModelAdmin):
 class LLMRunnerLeaseAdmin(admin.ModelAdmin):
     list_display = ["endpoint", "owner", "expires_at"]
     readonly_fields = ["endpoint", "owner", "expires_at"]
+
+
+@admin.register(ClassifierExample)
+class ClassifierExampleAdmin(admin.ModelAdmin):
+    """Reviewers' task labels as the local classifier's data: written when task-label reviews are done."""
+
+    list_display = ["id", "category", "source", "text", "experiment_id", "round_id", "reviewer", "updated_at"]
+    list_filter = ["source", "category"]
+    search_fields = ["text", "content_hash"]
+    readonly_fields = [f.name for f in ClassifierExample._meta.fields]
+    show_full_result_count = False
+
+
+@admin.register(ClassifierVersion)
+class ClassifierVersionAdmin(admin.ModelAdmin):
+    """Retrainings of the local classifier: queued from the reviews or the endpoint page, run by a worker."""
+
+    list_display = ["id", "status", "reason", "examples", "review_examples", "accuracy", "cv_accuracy", "created_at"]
+    list_filter = ["status", "reason"]
+    readonly_fields = [f.name for f in ClassifierVersion._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
@@ -217,3 +218,82 @@ class LLMRunnerLease(models.Model):
 
     def __str__(self):
         return f"lease on {self.endpoint_id} by {self.owner or 'nobody'}"
+
+
+class ClassifierExample(models.Model):
+    """A labelled task the local task classifier learns from. Source `review`: a reviewer decided an
+    instruction's task category in a task-label queue (an accept keeps the label, an edit gives the new
+    one). One row per task text and source; a later decision on the same text replaces the label. The
+    experiment and round it was decided in are kept as plain ids (the gateway sits below the engine)."""
+
+    class Source(models.TextChoices):
+        REVIEW = "review", "reviewer"
+
+    text = models.TextField(help_text="The task as the classifier reads it: instruction, then input if any.")
+    content_hash = models.CharField(max_length=64, help_text="The instruction's content hash (its text and input).")
+    category = models.CharField(max_length=64)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.REVIEW)
+    experiment_id = models.BigIntegerField(null=True, blank=True)
+    round_id = models.BigIntegerField(null=True, blank=True)
+    review_task_id = models.BigIntegerField(null=True, blank=True)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="classifier_examples"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["content_hash", "source"], name="classifierexample_once_per_source")
+        ]
+
+    def __str__(self):
+        return f"{self.category} ({self.source}): {self.text[:60]}"
+
+
+class ClassifierVersion(models.Model):
+    """One retraining of the local task classifier's head: queued, running, then ready (its head saved
+    under MEDIA_ROOT with its sha256, and how well it did on held-out items) or failed (with the error).
+    At most one is queued at a time, so a burst of decided reviews queues one retraining."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        READY = "ready", "ready"
+        FAILED = "failed", "failed"
+
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    reason = models.CharField(max_length=16, help_text="What queued it: review (decided task labels) or operator.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    examples = models.PositiveIntegerField(default=0, help_text="Labelled tasks the head was fitted on.")
+    review_examples = models.PositiveIntegerField(default=0, help_text="Of those, reviewers' labels.")
+    categories = models.PositiveIntegerField(default=0, help_text="Task categories the head knows.")
+    heldout_size = models.PositiveIntegerField(default=0, help_text="Items of the fixed held-out split.")
+    accuracy = models.FloatField(null=True, blank=True, help_text="Accuracy on the held-out split.")
+    review_heldout_size = models.PositiveIntegerField(default=0)
+    review_accuracy = models.FloatField(null=True, blank=True, help_text="Held-out accuracy on reviewers' labels.")
+    cv_accuracy = models.FloatField(null=True, blank=True, help_text="Stratified 5-fold cross-validated accuracy.")
+    path = models.CharField(max_length=500, blank=True, help_text="The head's files, relative to MEDIA_ROOT.")
+    sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the head's .npz then .json file.")
+    embedder = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="queued"), name="classifierversion_one_queued"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "-id"], name="classifierversion_status")]
+
+    def __str__(self):
+        return f"classifier version {self.pk} ({self.status})"

@@ -16,9 +16,11 @@ from apps.datasets.formats.records import content_hash
 from apps.datasets.models import Instruction
 from apps.llm import conf
 from apps.llm.budget import BudgetGate
-from apps.llm.models import LLMCall, LLMEndpoint
+from apps.llm.models import ClassifierVersion, LLMCall, LLMEndpoint
 from apps.llm.running import Heartbeat, PendingFeed, Recorder, RunSummary, flight_from_row, refuse
 from apps.llm.selectors import endpoint_config, llm_experiment
+from workers.classify.retrain import head_sha256
+from workers.classify.task_classifier import TaskHead
 from workers.llm.offline import Reference
 from workers.llm.offline.backends import (
     OfflineItem,
@@ -26,6 +28,7 @@ from workers.llm.offline.backends import (
     ReserveItem,
     RetrievalGenerator,
     SimilarityJudge,
+    _failed,
 )
 from workers.llm.offline.classifier import LocalTaskClassifier, labelled_questions, train_head
 from workers.llm.offline.embeddings import MiniLMEmbedder
@@ -33,8 +36,19 @@ from workers.llm.offline.novelty import default_novelty_filter
 
 # Reserve embeddings per dataset state, kept for the life of the worker process.
 _RESERVE_CACHE: dict[tuple, tuple[list[ReserveItem], object]] = {}
-# The local task classifier's head, trained once per worker process (per set of training files).
-_HEADS: dict[tuple[str, ...], object] = {}
+# The local task classifier's heads: the shipped one, trained once per worker process (per set of training
+# files), and retrained versions, loaded once per version (by the sha256 the request's key names).
+_HEADS: dict[tuple[str, ...], tuple[object, str]] = {}
+MAX_HEADS = 4
+
+
+class HeadUnavailable(Exception):
+    """The classifier version a request names cannot be loaded on this worker."""
+
+
+def classifier_embedder() -> MiniLMEmbedder:
+    """The embedder the local classifier reads tasks with (the model loads once per worker process)."""
+    return MiniLMEmbedder()
 
 
 def classifier_training_files() -> list[Path]:
@@ -46,15 +60,53 @@ def classifier_training_files() -> list[Path]:
     return [Path(settings.BASE_DIR) / "demo_data" / "mt_bench_questions.jsonl"]
 
 
-def local_classifier(embedder) -> LocalTaskClassifier:
-    files = classifier_training_files()
-    key = tuple(str(p) for p in files)
-    if key not in _HEADS:
-        examples = labelled_questions(files)
-        _HEADS.clear()
-        _HEADS[key] = (train_head(embedder, examples), len(examples))
-    head, n = _HEADS[key]
-    return LocalTaskClassifier(embedder, head, name=f"{embedder.name} + logistic head on {n} labelled questions")
+def _keep_head(key: tuple[str, ...], head, name: str) -> None:
+    while len(_HEADS) >= MAX_HEADS:
+        _HEADS.pop(next(iter(_HEADS)))
+    _HEADS[key] = (head, name)
+
+
+def _version_head(head_sha: str):
+    """The head of the ready classifier version whose files hash to `head_sha`, checked against its files."""
+    version = ClassifierVersion.objects.filter(sha256=head_sha, status=ClassifierVersion.Status.READY).first()
+    if version is None:
+        raise HeadUnavailable(
+            f"No ready local classifier version has the head {head_sha[:12]}… that the request names."
+        )
+    path = Path(settings.MEDIA_ROOT) / version.path
+    try:
+        found = head_sha256(path)
+    except OSError as exc:
+        raise HeadUnavailable(f"The head of classifier version {version.pk} is not readable at {path}: {exc}") from None
+    if found != head_sha:
+        raise HeadUnavailable(
+            f"The head files of classifier version {version.pk} at {path} changed since they were saved."
+        )
+    name = (
+        f"version {version.pk}: logistic head on {version.examples} labelled tasks "
+        f"({version.review_examples} from reviewers)"
+    )
+    return TaskHead.load(path), name
+
+
+def local_classifier(embedder, head_sha: str = "") -> LocalTaskClassifier:
+    """The classifier a request asks for: the retrained version whose head hashes to `head_sha` (the key of
+    requests built once a version is ready, see selectors.llm_endpoint_identity), else the head trained
+    on the shipped labelled files. Raises HeadUnavailable when the named version cannot be loaded."""
+    if head_sha:
+        key = ("version", head_sha)
+        if key not in _HEADS:
+            _keep_head(key, *_version_head(head_sha))
+    else:
+        files = classifier_training_files()
+        key = tuple(str(p) for p in files)
+        if key not in _HEADS:
+            for stale in [k for k in _HEADS if k[0] != "version"]:  # one shipped head: the current files'
+                del _HEADS[stale]
+            examples = labelled_questions(files)
+            _keep_head(key, train_head(embedder, examples), f"logistic head on {len(examples)} labelled questions")
+    head, name = _HEADS[key]
+    return LocalTaskClassifier(embedder, head, name=f"{embedder.name} + {name}")
 
 
 def _reference_key(request) -> str:
@@ -109,20 +161,37 @@ class _Backends:
         self._generators: dict[int | None, RetrievalGenerator] = {}
         self._embedder = None
         self._fixed = None
+        self._classifiers: dict[str, LocalTaskClassifier] = {}
 
     @property
     def embedder(self):
         if self._embedder is None:
-            self._embedder = MiniLMEmbedder()
+            self._embedder = classifier_embedder()
         return self._embedder
+
+    def _classify(self, items: list[OfflineItem]):
+        """Each request is answered by the head its key names (none: the shipped one)."""
+        by_head = defaultdict(list)
+        for item in items:
+            by_head[str(item.request.identity.get("head") or "")].append(item)
+        results = {}
+        for head_sha, group in by_head.items():
+            try:
+                if head_sha not in self._classifiers:
+                    self._classifiers[head_sha] = local_classifier(self.embedder, head_sha)
+                answered = self._classifiers[head_sha].answer(group)
+            except HeadUnavailable as exc:
+                # Stops the endpoint with the reason: its calls wait, pending, until the head is back.
+                answered = [_failed(item, str(exc), fatal=True) for item in group]
+            results.update((result.key, result) for result in answered)
+        return [results[item.key] for item in items]
 
     def answer(self, items: list[OfflineItem], experiment_of: dict[int, int | None]):
         kind = self.endpoint.backend
         if kind == LLMEndpoint.Backend.REPLAY:
             return ReplayBackend().answer(items)
         if kind == LLMEndpoint.Backend.LOCAL_CLASSIFIER:
-            self._fixed = self._fixed or local_classifier(self.embedder)
-            return self._fixed.answer(items)
+            return self._classify(items)
         if kind == LLMEndpoint.Backend.SIMILARITY_JUDGE:
             self._fixed = self._fixed or SimilarityJudge(self.embedder)
             return self._fixed.answer(items)

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.db.models import Avg, Count, F, Q, QuerySet, Sum
 
-from apps.llm.models import LLMCall, LLMCallUse, LLMEndpoint, LLMHold
+from apps.llm.models import ClassifierExample, ClassifierVersion, LLMCall, LLMCallUse, LLMEndpoint, LLMHold
 from workers.llm import keys, tokens
 from workers.llm.prompts import PromptTemplate, build_request
 from workers.llm.requests import PreparedRequest, endpoint_identity
@@ -42,14 +42,22 @@ def endpoint_config(endpoint: LLMEndpoint) -> EndpointConfig:
     )
 
 
-def llm_endpoint_identity(endpoint: LLMEndpoint) -> dict:
-    """What answers this endpoint's requests, for the cache key (see workers/llm/requests.py)."""
-    return endpoint_identity(
+def llm_endpoint_identity(endpoint: LLMEndpoint, *, head: bool = True) -> dict:
+    """What answers this endpoint's requests, for the cache key (see workers/llm/requests.py). For the local
+    task classifier, once a retrained version is ready, the sha256 of its head (`head`): its answers are
+    then new calls, not the older head's from the ledger, and the runner answers each request with the
+    head its key names. `head=False` leaves that part out (what every request of the endpoint shares)."""
+    identity = endpoint_identity(
         backend=str(endpoint.backend),
         base_url=endpoint.base_url,
         checkpoint=endpoint.checkpoint,
         dataset=endpoint.offline_dataset_id,
     )
+    if head and endpoint.backend == LLMEndpoint.Backend.LOCAL_CLASSIFIER:
+        sha = classifier_head_sha256()
+        if sha:
+            identity["head"] = sha
+    return identity
 
 
 def llm_request_for(
@@ -384,3 +392,38 @@ def llm_call_template(call: LLMCall) -> tuple[str, int | None]:
     its reply; ("", None) for a call not made from a template."""
     template = (call.request or {}).get("template") or {}
     return template.get("id", ""), template.get("version")
+
+
+def classifier_head_sha256() -> str:
+    """The sha256 of the newest ready local classifier head ("" while none is: the shipped head answers)."""
+    return (
+        ClassifierVersion.objects.filter(status=ClassifierVersion.Status.READY)
+        .order_by("-id")
+        .values_list("sha256", flat=True)
+        .first()
+        or ""
+    )
+
+
+@dataclass(frozen=True)
+class ClassifierVersions:
+    versions: list[ClassifierVersion]  # newest first
+    in_use: ClassifierVersion | None  # the newest ready one: what new requests are answered by
+    review_examples: int  # reviewers' labels recorded so far
+    pending: bool  # a retraining is queued or running
+
+
+def classifier_versions(*, limit: int = 10) -> ClassifierVersions:
+    """The local task classifier's recent retrainings with their held-out accuracy, for the task-label
+    queue and the classifier's endpoint page."""
+    S = ClassifierVersion.Status
+    versions = list(ClassifierVersion.objects.select_related("requested_by").order_by("-id")[:limit])
+    in_use = next((v for v in versions if v.status == S.READY), None)
+    if in_use is None:
+        in_use = ClassifierVersion.objects.filter(status=S.READY).order_by("-id").first()
+    return ClassifierVersions(
+        versions=versions,
+        in_use=in_use,
+        review_examples=ClassifierExample.objects.filter(source=ClassifierExample.Source.REVIEW).count(),
+        pending=any(v.status in (S.QUEUED, S.RUNNING) for v in versions),
+    )

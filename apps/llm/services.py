@@ -131,8 +131,11 @@ def llm_calls_enqueue(
         raise RetortError("A round, stage or items belong to an experiment: give its experiment_id.")
     if any(r.backend != endpoint.backend for r in requests):
         raise RetortError(f"These requests were prepared for another backend than {endpoint.name}'s.")
-    identity = llm_endpoint_identity(endpoint)
-    if any(r.identity != identity for r in requests):
+    # The local classifier's head may change while requests are prepared: each is answered by the head its
+    # key names, so only the rest of the identity must be the endpoint's.
+    identity = llm_endpoint_identity(endpoint, head=False)
+    varies = {"head"} if endpoint.backend == LLMEndpoint.Backend.LOCAL_CLASSIFIER else set()
+    if any({k: v for k, v in r.identity.items() if k not in varies} != identity for r in requests):
         raise RetortError(
             f"These requests were prepared for another server, checkpoint or dataset than {endpoint.name}'s; "
             "prepare them with llm_request_for(endpoint, ...)."

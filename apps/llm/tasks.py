@@ -11,6 +11,7 @@ from celery.signals import worker_ready
 from django.core.cache import cache
 
 from apps.llm import conf
+from apps.llm.classifier_training import classifier_version_build
 from apps.llm.lease import lease_acquire, lease_release, lease_seconds_left
 from apps.llm.models import LLMCall, LLMEndpoint
 from apps.llm.runner import run_endpoint
@@ -90,3 +91,13 @@ def _resume_after_start(sender=None, **kwargs):
         queues = set()
     if "llm" in queues:
         resume_pending_calls.delay()
+
+
+@shared_task(acks_late=True, soft_time_limit=1500, time_limit=1800)
+def retrain_task_classifier(version_id: int) -> dict:
+    """Fit the local task classifier's next head (a queued ClassifierVersion). A second delivery finds the
+    version claimed or done and does nothing."""
+    version = classifier_version_build(version_id=version_id)
+    if version is None:
+        return {"skipped": "not queued"}
+    return {"version": version.pk, "examples": version.examples, "accuracy": version.accuracy}

@@ -5,12 +5,14 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from apps.core.decorators import role_required
 from apps.core.errors import RetortError
 from apps.core.roles import Role
-from apps.llm import selectors
+from apps.llm import classifier_data, selectors
 from apps.llm.forms import EndpointForm
 from apps.llm.models import LLMEndpoint
 from apps.llm.services import llm_endpoint_create, llm_endpoint_test, llm_endpoint_update
@@ -36,8 +38,41 @@ def endpoint_detail(request, pk: int):
             "key_is_set": selectors.endpoint_key_is_set(endpoint),
             "key_refusal": keys.refusal(endpoint.api_key_env) if endpoint.api_key_env else "",
             "terms": endpoint_terms(endpoint),
+            "classifier": (
+                selectors.classifier_versions() if endpoint.backend == LLMEndpoint.Backend.LOCAL_CLASSIFIER else None
+            ),
         },
     )
+
+
+def _classifier_partial(request, **extra):
+    back = request.htmx.current_url_abs_path if request.htmx else None
+    context = {"classifier": selectors.classifier_versions(), "back_url": back or "", **extra}
+    return render(request, "llm/_classifier_versions.html", context)
+
+
+@role_required(Role.VIEWER)
+def classifier_versions(request):
+    """The classifier's retrainings as a partial (polled by the partial itself while one is pending)."""
+    return _classifier_partial(request)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def classifier_retrain(request):
+    """Queue a retraining of the local task classifier (one at a time); back to where the button was."""
+    version, queued = classifier_data.classifier_retrain(by=request.user)
+    if queued:
+        message = f"Retraining of the local task classifier queued (version {version.pk})."
+    else:
+        message = "A retraining of the local task classifier is already queued; it will learn from every label."
+    if request.htmx:
+        return _classifier_partial(request, retrain_message=message)
+    messages.success(request, message)
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = reverse("llm:endpoints")
+    return redirect(back)
 
 
 def _save_endpoint(request, form: EndpointForm, endpoint: LLMEndpoint | None):

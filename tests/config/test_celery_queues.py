@@ -13,6 +13,7 @@ EXPECTED_QUEUE = {
     "apps.experiments.tasks.run_export_job": "default",
     "apps.llm.tasks.process_pending_calls": "llm",
     "apps.llm.tasks.resume_pending_calls": "llm",
+    "apps.llm.tasks.retrain_task_classifier": "llm",
     "apps.training.tasks.run_generation_job": "gpu",
     "apps.training.tasks.run_merge_job": "gpu",
     "apps.training.tasks.run_training_job": "gpu",
