@@ -5,7 +5,7 @@ from django.db import transaction
 from django.db.models import Count, F
 
 from apps.datasets.categories import category_counts_add, instruction_category_set
-from apps.datasets.models import Dataset, ImportJob, Instruction
+from apps.datasets.models import Dataset, DatasetCategoryCount, ImportJob, Instruction
 
 
 @admin.register(Dataset)
@@ -77,3 +77,20 @@ class ImportJobAdmin(admin.ModelAdmin):
     list_filter = ["status", "detected_format"]
     search_fields = ["dataset_name", "original_filename"]
     readonly_fields = [f.name for f in ImportJob._meta.fields]
+
+
+@admin.register(DatasetCategoryCount)
+class DatasetCategoryCountAdmin(admin.ModelAdmin):
+    """Read-only: the counts are kept by every writer of task_category, so an edit here would make them lie."""
+
+    list_display = ["dataset", "category", "count"]
+    search_fields = ["dataset__name", "category"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

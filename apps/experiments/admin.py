@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.experiments.exports.models import ExportJob
 from apps.experiments.models import (
     Evaluation,
     EvaluationCategory,
@@ -116,3 +117,10 @@ class EvaluationAdmin(ReadOnlyAdmin):
 class EvaluationCategoryAdmin(ReadOnlyAdmin):
     list_display = ["evaluation", "category", "n", "win_rate", "accuracy", "regressed"]
     list_filter = ["regressed"]
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "format", "source_label", "status", "requested_by", "created_at"]
+    list_filter = ["status", "format"]
+    search_fields = ["source_label"]
