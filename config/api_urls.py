@@ -2,6 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, include, path, reverse
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -9,6 +10,10 @@ resource_patterns = [
     path("", include("apps.datasets.api_urls")),
     path("", include("apps.llm.api_urls")),
     path("", include("apps.experiments.api_urls")),
+    path("", include("apps.experiments.api_urls_v1")),
+    path("", include("apps.judging.api_urls")),
+    path("", include("apps.training.api_urls")),
+    path("", include("apps.console.api_urls")),
 ]
 
 
@@ -22,11 +27,17 @@ def _collections(patterns, prefix: str = ""):
             yield entry.name, route
 
 
+class ApiRootSerializer(serializers.Serializer):
+    resources = serializers.DictField(child=serializers.URLField(), help_text="Each collection's URL, by path.")
+    schema = serializers.URLField()
+    docs = serializers.URLField()
+
+
 class ApiRoot(APIView):
     """The API's resources, with links to the schema and its browsable docs. Needs the viewer role, like
     every other endpoint (the default permission class)."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: ApiRootSerializer})
     def get(self, request):
         resources = {
             route.rstrip("/"): request.build_absolute_uri(reverse(name))

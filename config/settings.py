@@ -221,8 +221,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.permissions.IsViewer"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.api_schema.RetortAutoSchema",  # drf-spectacular's, with the error answers
+    "DEFAULT_PAGINATION_CLASS": "apps.core.api_pagination.IdCursor",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.api_errors.exception_handler",
 }
@@ -236,6 +236,25 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Path parameters as Django's converters match them, so a value outside these never reaches a view.
+    "PATH_CONVERTER_OVERRIDES": {
+        "int": {"type": "integer", "minimum": 0},
+        "str": {"type": "string", "pattern": "^[^/]+$"},
+        "slug": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"},
+    },
+    # One name per choice set that several models' fields share a field name with (status, kind).
+    "ENUM_NAME_OVERRIDES": {
+        "ExperimentStatusEnum": "apps.experiments.models.core.Experiment.Status",
+        "RoundStatusEnum": "apps.experiments.models.core.Round.Status",
+        "StageRunStatusEnum": "apps.experiments.models.core.StageRun.Status",
+        "GpuJobStatusEnum": "apps.training.models.JobStatus",
+        "BackgroundJobStatusEnum": "apps.datasets.models.ImportJob.Status",  # imports and exports alike
+        "CallStatusEnum": "apps.llm.models.LLMCall.Status",
+        "ReviewTaskStatusEnum": "apps.reviews.models.ReviewTask.Status",
+        "ReviewKindEnum": "apps.reviews.kinds.Kind",
+        "ArtifactKindEnum": "apps.training.models.Artifact.Kind",
+        "JudgmentKindEnum": "apps.judging.models.Judgment.Kind",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------------

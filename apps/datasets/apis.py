@@ -1,54 +1,14 @@
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import DetailApi, NewestCursor
 from apps.core.permissions import IsOperator
-from apps.datasets.models import Dataset, ImportJob, Instruction
-from apps.datasets.serializers import (
-    DatasetSerializer,
-    ImportCreateSerializer,
-    ImportJobSerializer,
-    InstructionSerializer,
-)
+from apps.datasets.models import ImportJob
+from apps.datasets.serializers import ImportCreateSerializer, ImportJobSerializer
 from apps.datasets.services import import_job_create
-
-
-class ByIdCursor(CursorPagination):
-    ordering = "id"
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
-
-
-class NewestFirstCursor(ByIdCursor):
-    ordering = "-id"
-
-
-class DatasetListApi(generics.ListAPIView):
-    queryset = Dataset.objects.all()
-    serializer_class = DatasetSerializer
-    pagination_class = ByIdCursor
-
-
-class DatasetDetailApi(generics.RetrieveAPIView):
-    queryset = Dataset.objects.all()
-    serializer_class = DatasetSerializer
-
-
-class InstructionListApi(generics.ListAPIView):
-    serializer_class = InstructionSerializer
-    pagination_class = ByIdCursor
-
-    def get_queryset(self):
-        dataset = get_object_or_404(Dataset, pk=self.kwargs["pk"])
-        qs = Instruction.objects.filter(dataset=dataset)
-        if category := self.request.query_params.get("category"):
-            qs = qs.filter(task_category=category)
-        return qs
 
 
 class ImportCreateApi(APIView):
@@ -65,6 +25,7 @@ class ImportCreateApi(APIView):
             dataset_name=data["dataset"],
             fmt=data["format"],
             skip_invalid=data["skip_invalid"],
+            license=data["license"],
             user=request.user,
         )
         body = ImportJobSerializer(job).data
@@ -76,9 +37,10 @@ class ImportListApi(generics.ListAPIView):
 
     queryset = ImportJob.objects.all()
     serializer_class = ImportJobSerializer
-    pagination_class = NewestFirstCursor
+    pagination_class = NewestCursor
 
 
-class ImportDetailApi(generics.RetrieveAPIView):
+class ImportDetailApi(DetailApi):
     queryset = ImportJob.objects.all()
     serializer_class = ImportJobSerializer
+    object_label = "import"

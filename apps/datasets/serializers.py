@@ -76,3 +76,6 @@ class ImportCreateSerializer(serializers.Serializer):
     dataset = serializers.CharField(max_length=200)
     format = serializers.ChoiceField(choices=["auto", *FORMATS], default="auto")
     skip_invalid = serializers.BooleanField(default=False)
+    license = serializers.CharField(
+        max_length=200, required=False, default="", allow_blank=True, help_text="The data's licence, e.g. CC-BY-4.0."
+    )

@@ -1,25 +1,23 @@
-"""REST API for endpoints, the call ledger, cost roll-ups and prompt templates (under /api/v1/llm/)."""
+"""REST API for endpoints and prompt templates (under /api/v1/llm/); the call ledger and cost roll-ups are
+in apis_v1."""
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.exceptions import NotFound
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import NamedNotFoundMixin, NewestCursor, get_or_404
 from apps.core.permissions import IsOperator, IsViewer
-from apps.llm.models import LLMCall, LLMCallUse, LLMEndpoint
-from apps.llm.serializers import CallSerializer, EndpointSerializer
+from apps.llm.models import LLMEndpoint
+from apps.llm.serializers import (
+    EndpointCheckSerializer,
+    EndpointSerializer,
+    TemplateDetailSerializer,
+    TemplateSerializer,
+)
 from apps.llm.services import ENDPOINT_FIELDS, llm_endpoint_create, llm_endpoint_test, llm_endpoint_update
 from workers.llm.prompts import TemplateError, get_template, latest_templates
-
-
-class NewestFirst(CursorPagination):
-    ordering = "-id"
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
 
 
 def _writable(data: dict) -> dict:
@@ -31,7 +29,7 @@ class EndpointListApi(generics.ListCreateAPIView):
 
     queryset = LLMEndpoint.objects.select_related("offline_dataset")
     serializer_class = EndpointSerializer
-    pagination_class = NewestFirst
+    pagination_class = NewestCursor
 
     def get_permissions(self):
         return [IsOperator()] if self.request.method == "POST" else [IsViewer()]
@@ -40,9 +38,10 @@ class EndpointListApi(generics.ListCreateAPIView):
         serializer.instance = llm_endpoint_create(by=self.request.user, **_writable(serializer.validated_data))
 
 
-class EndpointDetailApi(generics.RetrieveUpdateAPIView):
+class EndpointDetailApi(NamedNotFoundMixin, generics.RetrieveUpdateAPIView):
     queryset = LLMEndpoint.objects.all()
     serializer_class = EndpointSerializer
+    object_label = "endpoint"
 
     def get_permissions(self):
         return [IsViewer()] if self.request.method == "GET" else [IsOperator()]
@@ -56,47 +55,24 @@ class EndpointDetailApi(generics.RetrieveUpdateAPIView):
 class EndpointTestApi(APIView):
     permission_classes = [IsOperator]
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={200: EndpointCheckSerializer})
     def post(self, request, pk: int):
-        check = llm_endpoint_test(endpoint=get_object_or_404(LLMEndpoint, pk=pk))
+        check = llm_endpoint_test(endpoint=get_or_404(LLMEndpoint, pk, "endpoint"))
         return Response({"ok": check.ok, "message": check.message, "latency_ms": check.latency_ms})
 
 
-class CallListApi(generics.ListAPIView):
-    """The ledger, newest first: each paid call once, with its uses. Filters: experiment, round, stage,
-    item (through the uses), status, purpose, endpoint."""
-
-    serializer_class = CallSerializer
-    pagination_class = NewestFirst
-
-    def get_queryset(self):
-        qs = LLMCall.objects.prefetch_related("uses")
-        params = self.request.query_params
-        uses = {}
-        for name in ("experiment", "round"):
-            if params.get(name):
-                uses[f"{name}_id"] = params[name]
-        for name in ("stage", "item"):
-            if params.get(name):
-                uses[name] = params[name]
-        if uses:
-            qs = qs.filter(pk__in=LLMCallUse.objects.filter(**uses).values("call_id"))
-        if params.get("endpoint"):
-            qs = qs.filter(endpoint_id=params["endpoint"])
-        for name in ("status", "purpose"):
-            if params.get(name):
-                qs = qs.filter(**{name: params[name]})
-        return qs
-
-
 class PromptListApi(APIView):
-    @extend_schema(responses={200: dict})
+    """The newest version of every prompt template."""
+
+    @extend_schema(responses={200: TemplateSerializer(many=True)})
     def get(self, request):
         return Response([_template_json(t) for t in latest_templates()])
 
 
 class PromptDetailApi(APIView):
-    @extend_schema(responses={200: dict})
+    """One version of a template, with its system and user text and examples."""
+
+    @extend_schema(responses={200: TemplateDetailSerializer})
     def get(self, request, template_id: str, version: int):
         try:
             return Response(_template_json(get_template(template_id, version), full=True))
