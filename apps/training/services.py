@@ -5,6 +5,7 @@ The gpu tasks' own writes (claim, heartbeat, outcome) are in apps.training.lifec
 """
 
 import logging
+import secrets
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
@@ -92,11 +93,17 @@ def training_job_enqueue(*, round_id: int, snapshot_id: int, spec: dict, by=None
         except IntegrityError:
             # The partial unique index is the last word where the row lock is not taken (it always is here).
             return TrainingJob.objects.get(round_id=round_id, status__in=ACTIVE)
-        folder = conf.training_root() / f"job-{job.pk}"
+        folder = _job_folder("job", job.pk)
         job.output_dir, job.log_path = str(folder), str(folder / "train.log")
         job.save(update_fields=["output_dir", "log_path", "updated_at"])
         send_on_commit(RUN_TRAINING_TASK, job.pk)
     return job
+
+
+def _job_folder(kind: str, pk: int):
+    """A job's own folder. The random part keeps a job from resuming the checkpoint of an older job that had
+    the same id in another database (a rebuilt database over the same media folder, a test run)."""
+    return conf.training_root() / f"{kind}-{pk}-{secrets.token_hex(4)}"
 
 
 def _cancel(model, *, job_id: int, by=None):
@@ -171,7 +178,7 @@ def training_generation_enqueue(
                 f"Artifact #{artifact_id} was trained from {job.artifact.base_model}, not {job.base_model}."
             )
         job.save()
-        folder = conf.training_root() / f"generation-{job.pk}"
+        folder = _job_folder("generation", job.pk)
         job.output_dir, job.log_path = str(folder), str(folder / "generate.log")
         job.input_path, job.output_path = str(folder / "prompts.jsonl"), str(folder / "outputs.jsonl")
         job.save(update_fields=["output_dir", "log_path", "input_path", "output_path", "updated_at"])
@@ -210,7 +217,7 @@ def artifact_merge(*, artifact_id: int, by) -> MergeJob:
                 job.save()
         except IntegrityError:
             return MergeJob.objects.get(adapter=artifact, status__in=live)
-        folder = conf.training_root() / f"merge-{job.pk}"
+        folder = _job_folder("merge", job.pk)
         job.output_dir, job.log_path = str(folder), str(folder / "merge.log")
         job.save(update_fields=["output_dir", "log_path", "updated_at"])
         send_on_commit(RUN_MERGE_TASK, job.pk)

@@ -1,6 +1,7 @@
 """Queueing a round's training once, cancelling, queueing generation."""
 
 import threading
+from pathlib import Path
 
 import pytest
 from django.db import connection, connections
@@ -27,7 +28,7 @@ def test_enqueue_makes_one_job_and_sends_one_message_however_often_pressed(
     assert len({job.pk for job in jobs}) == 1
     job = TrainingJob.objects.get()
     assert (job.status, job.base_model, job.snapshot_id, job.attempts) == ("queued", "builtin:tiny", snapshot.pk, 0)
-    assert job.output_dir.endswith(f"job-{job.pk}") and job.log_path.startswith(job.output_dir)
+    assert Path(job.output_dir).name.startswith(f"job-{job.pk}-") and job.log_path.startswith(job.output_dir)
     assert sent == [(RUN_TRAINING_TASK, job.pk)]
 
 
