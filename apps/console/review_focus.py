@@ -5,11 +5,11 @@ shortcut keys, and the neighbours of a task for someone who only reads."""
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.urls import reverse
 
 from apps.console.review_forms import ScopeForm
-from apps.console.review_queries import STATUSES, scoped
+from apps.console.review_queries import queue_counts, scoped
 from apps.reviews.kinds import ALLOWED, Decision, Kind
 from apps.reviews.models import ReviewTask
 
@@ -79,9 +79,8 @@ def scope_from(data) -> tuple[Scope, dict]:
     return Scope(clean.get("experiment"), clean.get("round")), form.errors
 
 
-def scope_counts(kind: str, scope: Scope) -> dict[str, int]:
-    qs = scoped(kind=kind, experiment_id=scope.experiment, round_id=scope.round)
-    return qs.aggregate(**{s: Count("pk", filter=Q(status=s)) for s in STATUSES})
+def scope_counts(kind: str, scope: Scope) -> dict:
+    return queue_counts(kind=kind, experiment_id=scope.experiment, round_id=scope.round)
 
 
 # --- the reviewer's trail and skips (in his session, per queue) ---------------------------------------------

@@ -41,6 +41,37 @@ def scoped(*, kind: str, experiment_id: int | None = None, round_id: int | None 
     )
 
 
+COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A count read up to a cap: shown as "10,000+" past it."""
+
+    n: int
+    capped: bool = False
+
+    def __bool__(self) -> bool:
+        return self.n > 0
+
+    def __str__(self) -> str:
+        return f"{self.n:,}+" if self.capped else f"{self.n:,}"
+
+
+def queue_counts(
+    *, kind: str, experiment_id: int | None = None, round_id: int | None = None, cap: int = COUNT_CAP
+) -> dict[str, Tally]:
+    """A queue's tasks by status for the focus and table pages, each counted up to `cap`: one bounded
+    read per status (an index range on the queue's (round, kind, status) index in a round), so the line
+    costs the same at a million tasks as at a thousand; exact below the cap, where a gate nears zero."""
+    qs = scoped(kind=kind, experiment_id=experiment_id, round_id=round_id).order_by()
+    out = {}
+    for status in STATUSES:
+        n = qs.filter(status=status)[: cap + 1].count()
+        out[status] = Tally(min(n, cap), n > cap)
+    return out
+
+
 def _instruction_filter(path: str, **lookups) -> Q:
     prefix = f"{path}__" if path else ""
     return Q(**{f"{prefix}{name}": value for name, value in lookups.items()})
@@ -134,14 +165,30 @@ class TaskPage:
     previous_before: tuple[int, int] | None = None
 
 
-def _after(cursor: tuple[int, int]) -> Q:
+def _following(qs: QuerySet[ReviewTask], cursor: tuple[int, int] | None, limit: int) -> list[ReviewTask]:
+    """Up to `limit` tasks after `cursor` in queue order (priority high to low, then id). Priorities are
+    a few small numbers, so the walk is two index ranges instead of an OR the planner cannot range over:
+    the cursor's priority from its id on, then the lower priorities from their start."""
+    if cursor is None:
+        return list(qs.order_by("-priority", "pk")[:limit])
     priority, pk = cursor
-    return Q(priority__lt=priority) | Q(priority=priority, pk__gt=pk)
+    rows = list(qs.filter(priority=priority, pk__gt=pk).order_by("pk")[:limit])
+    if len(rows) < limit:
+        rows += list(qs.filter(priority__lt=priority).order_by("-priority", "pk")[: limit - len(rows)])
+    return rows
 
 
-def _before(cursor: tuple[int, int]) -> Q:
+def _preceding(qs: QuerySet[ReviewTask], cursor: tuple[int, int], limit: int) -> list[ReviewTask]:
+    """Up to `limit` tasks before `cursor`, nearest first (the same two ranges, backwards)."""
     priority, pk = cursor
-    return Q(priority__gt=priority) | Q(priority=priority, pk__lt=pk)
+    rows = list(qs.filter(priority=priority, pk__lt=pk).order_by("-pk")[:limit])
+    if len(rows) < limit:
+        rows += list(qs.filter(priority__gt=priority).order_by("priority", "-pk")[: limit - len(rows)])
+    return rows
+
+
+def _cursor(task: ReviewTask) -> tuple[int, int]:
+    return task.priority, task.pk
 
 
 def task_page(
@@ -151,23 +198,25 @@ def task_page(
     before: tuple[int, int] | None = None,
     size: int = PAGE_SIZE,
 ) -> TaskPage:
-    """`size` tasks after the cursor (forwards) or before it (backwards), shown in queue order; one query
-    for the page and one indexed existence test for the other direction, whatever the page's number."""
+    """`size` tasks after the cursor (forwards) or before it (backwards), shown in queue order: a few
+    index ranges for the page and one short look for a row in the other direction, whatever the page's
+    number (never OFFSET)."""
     if after is not None and before is not None:
         raise ValueError("A page is either after a task or before one, not both.")
+    probe = qs.only("pk", "priority")
     qs = qs.select_related("subject_type")
     if before is None:
-        rows = list((qs.filter(_after(after)) if after else qs).order_by("-priority", "pk")[: size + 1])
+        rows = _following(qs, after, size + 1)
         more, rows = len(rows) > size, rows[:size]
-        page = TaskPage(rows, next_after=(rows[-1].priority, rows[-1].pk) if more else None)
-        if after and rows and qs.filter(_before((rows[0].priority, rows[0].pk))).exists():
-            page.previous_before = (rows[0].priority, rows[0].pk)
+        page = TaskPage(rows, next_after=_cursor(rows[-1]) if more else None)
+        if after and rows and _preceding(probe, _cursor(rows[0]), 1):
+            page.previous_before = _cursor(rows[0])
         return page
-    rows = list(qs.filter(_before(before)).order_by("priority", "-pk")[: size + 1])
+    rows = _preceding(qs, before, size + 1)
     more, rows = len(rows) > size, rows[:size][::-1]
-    page = TaskPage(rows, previous_before=(rows[0].priority, rows[0].pk) if more else None)
-    if rows and qs.filter(_after((rows[-1].priority, rows[-1].pk))).exists():
-        page.next_after = (rows[-1].priority, rows[-1].pk)
+    page = TaskPage(rows, previous_before=_cursor(rows[0]) if more else None)
+    if rows and _following(probe, _cursor(rows[-1]), 1):
+        page.next_after = _cursor(rows[-1])
     return page
 
 

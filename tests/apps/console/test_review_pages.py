@@ -260,16 +260,30 @@ def test_the_number_of_queries_does_not_grow_with_the_page(client, kind, django_
         build(kind, round_)
     _login(client, Role.REVIEWER)
     url = reverse("reviews:table", args=[kind])
-    # session, user, groups; scope choices, counts; the page, the other direction; rounds, subjects (and
-    # lineage), task labels, votes.
-    with django_assert_max_num_queries(11):
+    # session, user, groups; scope choices, four capped counts; the page, the other direction; rounds,
+    # subjects (and lineage), task labels, votes.
+    with django_assert_max_num_queries(14):
         small = client.get(url)
     for _ in range(47):
         build(kind, make_round(experiment=round_.experiment, index=round_.index + 1 + _))
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(14):
         full = client.get(url)
     assert len(small.context["items"]) == 3 and len(full.context["items"]) == 50
-    with django_assert_max_num_queries(18):  # the claim (a transaction, a lock, the slot) and the item
+    with django_assert_max_num_queries(21):  # the claim (a transaction, a lock, the slot) and the item
         assert client.get(reverse("reviews:queue", args=[kind])).status_code == 200
     with django_assert_max_num_queries(8):  # one grouped count, and two for the agreement of a queue in use
         assert client.get(reverse("reviews:overview")).status_code == 200
+
+
+def test_the_queue_line_counts_up_to_a_cap():
+    from apps.console.review_queries import queue_counts
+
+    round_ = make_round()
+    for _ in range(5):
+        verdict_task(round_)
+    counts = queue_counts(kind="verdict", round_id=round_.pk, cap=3)
+    assert (counts["open"].n, counts["open"].capped, str(counts["open"])) == (3, True, "3+")
+    done = counts["done"]
+    assert (done.n, done.capped, str(done), bool(done)) == (0, False, "0", False)
+    exact = queue_counts(kind="verdict", experiment_id=round_.experiment_id)
+    assert str(exact["open"]) == "5" and not exact["open"].capped
