@@ -12,6 +12,9 @@ from apps.datasets.services import import_job_create
 
 
 class ImportCreateApi(APIView):
+    """Import a file into a dataset (operators), read as a stream by a worker: 202 with the job, which
+    GET /api/v1/imports/<id>/ follows. All or nothing unless skip_invalid; duplicates are skipped."""
+
     permission_classes = [IsOperator]
     parser_classes = [MultiPartParser, FormParser]
 

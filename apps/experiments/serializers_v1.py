@@ -1,11 +1,23 @@
 """Serializers of the REST API's experiment resources and actions (apps/experiments/apis_v1.py,
 actions_v1.py, export_apis.py)."""
 
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
 from apps.experiments.exports.models import FORMAT_CHOICES, ExportJob
 from apps.experiments.exports.services import MAX_IDS
 from apps.experiments.models import Evaluation, EvaluationCategory, Experiment, Round, StageRun
+
+
+class UserNameFieldSchema(OpenApiSerializerFieldExtension):
+    """The provenance view's UserNameField (apps/experiments/serializers.py) in the schema: a username, or
+    null where the field allows it. Better moved beside the field as @extend_schema_field."""
+
+    target_class = "apps.experiments.serializers.UserNameField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"type": "string", "nullable": bool(self.target.allow_null), "readOnly": True}
+
 
 _EXPERIMENT_FIELDS = [
     "id",

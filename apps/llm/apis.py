@@ -53,6 +53,8 @@ class EndpointDetailApi(NamedNotFoundMixin, generics.RetrieveUpdateAPIView):
 
 
 class EndpointTestApi(APIView):
+    """Send the endpoint one small request (operators): whether it answered, what, and how fast."""
+
     permission_classes = [IsOperator]
 
     @extend_schema(request=None, responses={200: EndpointCheckSerializer})
