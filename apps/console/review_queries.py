@@ -41,7 +41,7 @@ def scoped(*, kind: str, experiment_id: int | None = None, round_id: int | None 
     )
 
 
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 
 
 @dataclass(frozen=True)
