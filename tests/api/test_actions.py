@@ -10,7 +10,9 @@ import zipfile
 import pytest
 import yaml
 
-from apps.experiments.models import Experiment
+from apps.experiments.exports.services import export_start
+from apps.experiments.models import Evaluation, EvaluationCategory, Experiment
+from apps.experiments.services import experiment_approve_and_train
 from apps.llm.models import LLMCall
 from apps.reviews.models import ReviewAssignment, ReviewTask, ReviewVerdict
 from apps.training.models import Artifact, MergeJob, TrainingJob
@@ -257,3 +259,52 @@ def test_actions_take_form_fields_as_curl_sends_them(world):
     assert started.status_code == 200 and started.json()["auto_approve"] is False
     paused = operator.post(f"/api/v1/experiments/{world.ids['draft']}/pause/", {"reason": "checking the judge"})
     assert paused.json()["status_reason"] == "checking the judge"
+
+
+def _second_evaluation(world):
+    first = Evaluation.objects.get(pk=world.ids["evaluation"])
+    second = Evaluation.objects.create(experiment=first.experiment, round=first.round, stage="evaluate_again", n=2)
+    EvaluationCategory.objects.create(evaluation=second, category="math", n=2)
+
+
+SECOND_ROW = {
+    "/api/v1/evaluations/": _second_evaluation,
+    "/api/v1/training/jobs/": lambda w: experiment_approve_and_train(
+        experiment_id=w.ids["waiting"], by=w.users["operator"]
+    ),
+    "/api/v1/exports/": lambda w: export_start(by=w.users["viewer"], fmt="alpaca", dataset=w.dataset_name),
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/reviews/tasks/",
+        "/api/v1/reviews/verdicts/",
+        "/api/v1/stages/",
+        "/api/v1/evaluations/",
+        "/api/v1/responses/",
+        "/api/v1/judgments/",
+        "/api/v1/llm/calls/",
+        "/api/v1/training/jobs/",
+        "/api/v1/artifacts/",
+        "/api/v1/exports/",
+        "/api/v1/experiments/",
+        "/api/v1/llm/endpoints/",
+    ],
+)
+def test_a_lists_queries_do_not_grow_with_its_page(world, path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api = world.client("operator")
+    if path in SECOND_ROW:  # lists the world holds one row of
+        SECOND_ROW[path](world)
+    counts = []
+    for size in (1, 200):
+        with CaptureQueriesContext(connection) as captured:
+            body = api.get(path, {"page_size": size}).json()
+        counts.append(len(captured))
+        rows = len(body["results"])
+    assert rows > 1, f"{path} lists too few rows to tell"
+    assert counts[0] == counts[1] <= 8, counts

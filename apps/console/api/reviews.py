@@ -40,9 +40,6 @@ class ReviewTaskListApi(ListApi):
     filter_lookups = {"round": "round_id", "experiment": "round__experiment_id"}
     queryset = TASKS
 
-    def get_queryset(self):
-        return TASKS.all()
-
 
 class ReviewTaskDetailApi(DetailApi):
     serializer_class = ReviewTaskDetailSerializer
