@@ -14,6 +14,7 @@ from apps.console.review_queries import judge_agreement, queue_cards, queue_filt
 from apps.console.review_selectors import focus_of, review_items, task_vocabulary
 from apps.core.decorators import role_required
 from apps.core.roles import Role, has_role
+from apps.llm.selectors import classifier_versions
 from apps.reviews.kinds import ALLOWED, Kind
 from apps.reviews.models import ReviewAssignment, ReviewTask
 
@@ -101,9 +102,11 @@ def focus_context(request, kind: str, task: ReviewTask | None, scope: nav.Scope,
 
 
 def render_focus(request, kind, task, scope, *, current: bool, status: int = 200, partial=None, **extra):
-    template = PANEL if (partial if partial is not None else request.htmx) else "review/focus.html"
+    whole = not (partial if partial is not None else request.htmx)
     context = focus_context(request, kind, task, scope, current=current, **extra)
-    return render(request, template, context, status=status)
+    if whole and kind == Kind.TASK_LABEL:  # the labels retrain the local classifier: its accuracy beside them
+        context["classifier"] = classifier_versions()
+    return render(request, "review/focus.html" if whole else PANEL, context, status=status)
 
 
 @role_required(Role.VIEWER)
@@ -143,6 +146,7 @@ def table(request, kind: str):
         "buttons": nav.buttons(kind),
         "queue_url": scope.url("queue", kind),
         "counts": nav.scope_counts(kind, scope),
+        "classifier": classifier_versions() if kind == Kind.TASK_LABEL and not request.htmx else None,
     }
     status = 200
     if form.is_valid():

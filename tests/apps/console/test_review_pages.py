@@ -261,15 +261,16 @@ def test_the_number_of_queries_does_not_grow_with_the_page(client, kind, django_
     _login(client, Role.REVIEWER)
     url = reverse("reviews:table", args=[kind])
     # session, user, groups; scope choices, four capped counts; the page, the other direction; rounds,
-    # subjects (and lineage), task labels, votes.
-    with django_assert_max_num_queries(14):
+    # subjects (and lineage), task labels, votes; and for task labels the classifier's versions.
+    bound = 14 + (2 if kind == "task_label" else 0)
+    with django_assert_max_num_queries(bound):
         small = client.get(url)
     for _ in range(47):
         build(kind, make_round(experiment=round_.experiment, index=round_.index + 1 + _))
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(bound):
         full = client.get(url)
     assert len(small.context["items"]) == 3 and len(full.context["items"]) == 50
-    with django_assert_max_num_queries(21):  # the claim (a transaction, a lock, the slot) and the item
+    with django_assert_max_num_queries(bound + 7):  # the claim (a transaction, a lock, the slot) and the item
         assert client.get(reverse("reviews:queue", args=[kind])).status_code == 200
     with django_assert_max_num_queries(8):  # one grouped count, and two for the agreement of a queue in use
         assert client.get(reverse("reviews:overview")).status_code == 200
@@ -287,3 +288,22 @@ def test_the_queue_line_counts_up_to_a_cap():
     assert (done.n, done.capped, str(done), bool(done)) == (0, False, "0", False)
     exact = queue_counts(kind="verdict", experiment_id=round_.experiment_id)
     assert str(exact["open"]) == "5" and not exact["open"].capped
+
+
+def test_the_task_label_queue_shows_the_classifiers_held_out_accuracy(client):
+    from django.utils import timezone
+
+    from apps.llm.models import ClassifierVersion
+
+    build("task_label", make_round())
+    ClassifierVersion.objects.create(
+        status="ready", reason="review", examples=180, review_examples=20, categories=9, heldout_size=40,
+        accuracy=0.875, finished_at=timezone.now(),
+    )  # fmt: skip
+    _login(client, Role.OPERATOR)
+    for url in (reverse("reviews:queue", args=["task_label"]), reverse("reviews:table", args=["task_label"])):
+        body = client.get(url).content.decode()
+        assert 'data-testid="classifier-versions"' in body and "Retrain now" in body
+        assert 'data-testid="classifier-accuracy">88%' in body
+    verdicts = client.get(reverse("reviews:queue", args=["verdict"])).content.decode()
+    assert 'data-testid="classifier-versions"' not in verdicts
