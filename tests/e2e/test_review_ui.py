@@ -1,13 +1,14 @@
 """Reviewers in Chromium: ten items of every queue kind reviewed by keyboard alone until each gate's count
 reaches zero; a viewer sees no decision buttons and a forged POST answers 403; an answer holding script,
-an image with onerror, an iframe with srcdoc and a javascript: link renders inert. A screenshot of every
+an image with onerror, an iframe with srcdoc and a javascript: link renders inert; leaving the page gives
+the held task back. A screenshot of every
 page is saved beside the other browser tests' ones."""
 
 import pytest
 
 from apps.core.roles import Role
 from apps.experiments.selectors import gate_open_count
-from apps.reviews.models import ReviewTask, ReviewVerdict
+from apps.reviews.models import ReviewAssignment, ReviewTask, ReviewVerdict
 from tests.apps.console.review_builders import KINDS, build, make_round, verdict_task
 from tests.conftest import REPO_ROOT
 from tests.factories import TEST_PASSWORD, UserFactory
@@ -220,3 +221,21 @@ def test_an_answer_holding_script_renders_inert(page, live_server):
     assert page.evaluate("window.__pwned") is None
     assert dialogs == []
     page.screenshot(path=SCREENSHOTS / "review-untrusted-answer.png", full_page=True)
+
+
+def test_leaving_the_focus_view_gives_the_held_task_back(page, live_server):
+    round_ = make_round()
+    task = verdict_task(round_)
+    reviewer = UserFactory(role=Role.REVIEWER)
+    _login(page, live_server.url, reviewer.username)
+    page.goto(f"{live_server.url}/review/verdict/")
+    page.wait_for_selector(f"#focus-panel[data-task='{task.pk}'][data-current='1']")
+    assert ReviewTask.objects.get(pk=task.pk).status == "claimed"
+    page.click("text=all queues")  # pagehide sends the release beacon
+    page.wait_for_selector("[data-testid=queue-verdict]")
+    for _ in range(50):  # the beacon is sent as the page goes; its request may land just after
+        if ReviewTask.objects.get(pk=task.pk).status == "open":
+            break
+        page.wait_for_timeout(100)
+    assert ReviewTask.objects.get(pk=task.pk).status == "open"
+    assert ReviewAssignment.objects.get(task=task, reviewer=reviewer).status == "released"
