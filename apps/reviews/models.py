@@ -83,6 +83,12 @@ class ReviewTask(TimeStampedModel):
                 condition=models.Q(status__in=["open", "claimed"]),
                 name="review_task_claimable_kind",
             ),
+            # The table view in queue order whatever the status: a round's page, and every round's.
+            # Without them a page sorts all of its round's (or kind's) tasks to show 50.
+            models.Index(fields=["round", "kind", "-priority", "id"], name="review_task_round_order"),
+            models.Index(fields=["kind", "-priority", "id"], name="review_task_kind_order"),
+            # Tasks of the subjects a search or filter found (judgments, answers, ...), by subject id.
+            models.Index(fields=["subject_id", "subject_type"], name="review_task_subject"),
         ]
 
     def __str__(self):
