@@ -4,12 +4,13 @@ item in the panel); skips, releases, drafts, conflicts and bulk decisions; roles
 POST."""
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from apps.core.roles import Role
 from apps.experiments import wake
 from apps.experiments.selectors import gate_open_count
-from apps.reviews.kinds import ALLOWED
+from apps.reviews.kinds import ALLOWED, ReviewError
 from apps.reviews.models import ReviewAssignment, ReviewDraft, ReviewTask, ReviewVerdict
 from tests.apps.console.review_builders import KINDS, build, make_round, verdict_task
 from tests.factories import UserFactory
@@ -283,3 +284,24 @@ def test_posts_need_the_csrf_token(reviewer):
 def test_a_get_on_an_action_is_not_allowed(client, reviewer):
     task = verdict_task(make_round())
     assert client.get(_url("decide", "verdict", task.pk)).status_code == 405
+
+
+def test_claiming_past_skipped_tasks_never_hands_one_task_to_two_reviewers():
+    from apps.console.review_claims import review_claim_next_skipping as claim
+
+    round_ = make_round()
+    a, b, c = (verdict_task(round_) for _ in range(3))
+    alice, bob, carol = (UserFactory(role=Role.REVIEWER) for _ in range(3))
+    assert claim(reviewer=alice, kind="verdict") == a
+    assert claim(reviewer=alice, kind="verdict", skipped=[a.pk]) == b  # a is still his, b taken besides
+    assert claim(reviewer=bob, kind="verdict", skipped=[b.pk]) == c  # a and b are held
+    assert claim(reviewer=carol, kind="verdict") is None
+    assert claim(reviewer=alice, kind="verdict", skipped=[a.pk], round_ids=[make_round().pk]) is None
+    assert claim(reviewer=bob, kind="verdict", skipped=[a.pk]) == c  # his claim again, renewed
+    holders = ReviewAssignment.objects.filter(status="active").values_list("task_id", "reviewer_id")
+    assert sorted(holders) == sorted([(a.pk, alice.pk), (b.pk, alice.pk), (c.pk, bob.pk)])
+    with pytest.raises(ReviewError, match="A lease is from 1 second"):
+        claim(reviewer=alice, kind="verdict", skipped=[a.pk], lease_s=0)
+    viewer = UserFactory(role=Role.VIEWER)
+    with pytest.raises(PermissionDenied, match="This needs the reviewer role"):
+        claim(reviewer=viewer, kind="verdict", skipped=[a.pk])
