@@ -132,21 +132,27 @@ def lion_round(url: str, *, tag: str, seeds: list[str], new: int, concurrency: i
     runner = Runner()
     child0, process0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.process_time()
     engine_cpu, steps, started = 0.0, 0, time.perf_counter()
+    phases: dict[tuple[str, str], list[float]] = {}  # (stage, phase) -> [wall s, engine CPU s, steps]
     try:
         while True:
+            where, w = _where(experiment.pk), time.perf_counter()
             t = time.thread_time()
             more = engine.advance(experiment.pk)
-            engine_cpu += time.thread_time() - t
+            cpu = time.thread_time() - t
+            engine_cpu += cpu
             steps += 1
+            tally = phases.setdefault(where, [0.0, 0.0, 0])
+            tally[1] += cpu
+            tally[2] += 1
             if runner.failed():
                 raise RuntimeError(f"{tag}: the runner process exited with {runner.process.exitcode}")
-            if more:
-                continue
-            experiment.refresh_from_db()
-            if experiment.status in ("finished", "failed", "cancelled", "paused"):
-                break
-            TrainingJob.objects.filter(round__experiment=experiment, status="queued").update(status="succeeded")
-            time.sleep(0.05)
+            if not more:
+                experiment.refresh_from_db()
+                if experiment.status in ("finished", "failed", "cancelled", "paused"):
+                    break
+                TrainingJob.objects.filter(round__experiment=experiment, status="queued").update(status="succeeded")
+                time.sleep(0.05)
+            tally[0] += time.perf_counter() - w
     finally:
         runner.stop()
     wall = time.perf_counter() - started
@@ -180,7 +186,23 @@ def lion_round(url: str, *, tag: str, seeds: list[str], new: int, concurrency: i
         + (child1.ru_utime + child1.ru_stime)
         - (child0.ru_utime + child0.ru_stime),
         "kept": experiment.lineages.count(),
+        "phases": phases,
     }
+
+
+def _where(experiment_id: int) -> tuple[str, str]:
+    """The stage run and phase the next engine step works in (read outside the engine's measured time)."""
+    from apps.experiments.models import StageRun
+
+    row = (
+        StageRun.objects.filter(round__experiment_id=experiment_id, status__in=("pending", "running", "waiting"))
+        .order_by("round__index", "position")
+        .values_list("name", "phase", "status")
+        .first()
+    )
+    if row is None:
+        return ("-", "")
+    return (row[0], "start" if row[2] == "pending" else row[1])
 
 
 def print_round(result: dict, target: float) -> None:
@@ -193,6 +215,18 @@ def print_round(result: dict, target: float) -> None:
     for s in result["stages"]:
         share = f"{100 * s['ideal'] / s['seconds']:.1f}%" if s["calls"] else "-"
         print(f"{s['name']:>15} {s['kind']:>13} {s['calls']:>8,} {s['seconds']:>9.2f} {s['ideal']:>9.2f} {share:>7}")
+    order = ("start", "submit", "wait", "collect", "finalize")
+    print("LLM stages by phase: wall s / engine CPU s (engine steps)")
+    for s in result["stages"]:
+        if s["kind"] not in LLM_KINDS:
+            continue
+        parts = [
+            f"{phase} {wall:.1f}/{cpu:.1f} ({n:,})"
+            for phase in order
+            for wall, cpu, n in [result["phases"].get((s["name"], phase), (0.0, 0.0, 0))]
+            if n
+        ]
+        print(f"{s['name']:>15}: " + ", ".join(parts))
     print(
         f"LLM stages: {result['llm_seconds']:.1f} s against an ideal {result['ideal']:.1f} s = {100 * ratio:.1f}% "
         f"of ideal (target {100 * target:.0f}%: {'met' if ratio >= target else 'NOT met'}); whole round "

@@ -6,13 +6,19 @@ answered once all of them have settled, and `finalize` runs at the end (and agai
 the stage waits for reviewers, an approval or a training job). Every write is idempotent: unique
 constraints plus ignore_conflicts, and the gateway never makes a call it already holds, so a step re-run
 after a crash makes no new rows and pays nothing.
+
+While an LLM kind waits, each wake-up costs what changed, not what the stage holds: the run's cursor walks
+the stage's uses in primary-key order (the order they were queued, the order the runner sends them) past
+every use whose call has settled and stops at the first one still pending, keeping a tally of what it
+passed. Only entering the wait and leaving it look at all of the stage's uses, so leaving is exact whatever
+happened behind the cursor (an operator's retry, a use committed out of order).
 """
 
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
 
-from django.db.models import Min, Sum
+from django.db.models import Exists, Max, Min, OuterRef, Sum
 
 from apps.experiments.machine import rng_for
 from apps.experiments.models import Experiment, Round, StageRun
@@ -42,6 +48,9 @@ class Context:
     experiment: Experiment
     round: Round
     run: StageRun
+    # The collect batch's uses lie in this primary-key range (lo, hi] (noted when its batch was queued),
+    # so `finals` reads those, not all of the stage's; None: no range known, read them all.
+    window: tuple[int, int] | None = None
 
     @property
     def config(self) -> dict:
@@ -108,7 +117,13 @@ class StageKind:
         if run.phase == P.SUBMIT:
             ids = self.units(ctx, run.cursor, ctx.batch_size)
             if ids:
-                self.process(ctx, ids)
+                if not self.uses_calls:
+                    self.process(ctx, ids)
+                else:
+                    spans = run.state.get(SPANS, []) if run.cursor else []
+                    lo = _last_use_pk()
+                    self.process(ctx, ids)
+                    run.state = {**run.state, SPANS: [*spans, [ids[0], ids[-1], lo, _last_use_pk()]]}
                 run.cursor = ids[-1]
                 return Outcome()
             run.phase, run.cursor = (P.WAIT if self.uses_calls else P.FINALIZE), 0
@@ -124,17 +139,105 @@ class StageKind:
         if run.phase == P.COLLECT:
             ids = self.units(ctx, run.cursor, ctx.batch_size)
             if ids:
+                ctx.window = _window(run.state.get(SPANS, []), ids[0], ids[-1])
                 self.collect(ctx, ids)
                 run.cursor = ids[-1]
                 return Outcome()
             run.phase, run.cursor = P.FINALIZE, 0
+            run.state = {key: value for key, value in run.state.items() if key != SPANS}
             return Outcome()
         return self.finalize(ctx)
 
     def cost(self, ctx: Context) -> Decimal:
         if not self.uses_calls:
             return Decimal(0)
-        return ctx.uses.filter(paid=True).aggregate(c=Sum("call__cost"))["c"] or Decimal(0)
+        tally = ctx.run.state.get(WAIT_TALLY)
+        if tally is not None:  # the wait's scan is under way: what it passed (exact once the wait ends)
+            return Decimal(tally["cost"])
+        return paid_cost(ctx.uses)
+
+
+WAIT_TALLY = "wait"  # run.state key: the wait phase's tally of the uses its cursor has passed
+SPANS = "spans"  # run.state key: [first unit, last unit, lo, hi] of each queued batch; its uses are in (lo, hi]
+SCAN_FIRST, SCAN_MOST = 64, 4096  # uses read by a wake-up's first query, and at most by one query
+
+
+def _last_use_pk() -> int:
+    return LLMCallUse.objects.aggregate(m=Max("pk"))["m"] or 0
+
+
+def _window(spans: list, first: int, last: int) -> tuple[int, int] | None:
+    """The range of use keys holding the uses queued for units first..last: that of the batches that
+    queued them (one, unless the batches were replayed or resized); None when no batch is noted."""
+    hits = [(lo, hi) for a, b, lo, hi in spans if a <= last and b >= first]
+    if not hits:
+        return None
+    return min(lo for lo, _ in hits), max(hi for _, hi in hits)
+
+
+def paid_cost(uses) -> Decimal:
+    return uses.filter(paid=True).aggregate(c=Sum("call__cost"))["c"] or Decimal(0)
+
+
+def _final(uses):
+    """The uses whose call is its chain's last (no fresh sample replaced its reply): one per item."""
+    return uses.filter(~Exists(LLMCall.objects.filter(resample_of_id=OuterRef("call_id"))))
+
+
+def _wait_enter(ctx: Context) -> int:
+    """Start (or restart) the wait's scan: one pass over the stage's uses puts the cursor before the first
+    use still pending and tallies everything before it. Returns the items left (0: none pending)."""
+    run, uses = ctx.run, ctx.uses
+    first = uses.filter(call__status=LLMCall.Status.PENDING).order_by("pk").values_list("pk", flat=True).first()
+    if first is None:
+        run.state = {key: value for key, value in run.state.items() if key != WAIT_TALLY}
+        run.cursor = 0
+        return 0
+    passed = uses.filter(pk__lt=first)
+    tally = {
+        "items": uses.values("item").distinct().count(),
+        "finals": _final(passed).count(),
+        "cost": str(paid_cost(passed)),
+    }
+    run.state = {**run.state, WAIT_TALLY: tally}
+    run.cursor = first - 1
+    return max(1, tally["items"] - tally["finals"])
+
+
+def _wait_scan(ctx: Context) -> int:
+    """Move the cursor past the uses that settled since the last look; items left (at least 1 while one is
+    pending; an estimate that counts a settled item ahead of the cursor as left)."""
+    run = ctx.run
+    tally = dict(run.state[WAIT_TALLY])
+    cost, size = Decimal(tally["cost"]), SCAN_FIRST
+    while True:
+        rows = list(
+            ctx.uses.filter(pk__gt=run.cursor)
+            .order_by("pk")
+            .values_list("pk", "call_id", "call__status", "paid", "call__cost")[:size]
+        )
+        passed = []
+        for row in rows:
+            if row[2] == LLMCall.Status.PENDING:
+                break
+            passed.append(row)
+        invalid = [call_id for _, call_id, status, _, _ in passed if status == LLMCall.Status.INVALID]
+        replaced = set(
+            LLMCall.objects.filter(resample_of_id__in=invalid).values_list("resample_of_id", flat=True)
+            if invalid
+            else ()
+        )
+        tally["finals"] += sum(1 for _, call_id, _, _, _ in passed if call_id not in replaced)
+        cost += sum((c for _, _, _, paid, c in passed if paid and c), Decimal(0))
+        if passed:
+            run.cursor = passed[-1][0]
+        if len(passed) < len(rows):  # stopped at a pending use
+            tally["cost"] = str(cost)
+            run.state = {**run.state, WAIT_TALLY: tally}
+            return max(1, tally["items"] - tally["finals"])
+        if len(rows) < size:  # past the last use: make sure with one look at all of them
+            return _wait_enter(ctx)
+        size = min(4 * size, SCAN_MOST)
 
 
 class GatewayMixin:
@@ -154,14 +257,32 @@ class GatewayMixin:
         )
 
     def outstanding(self, ctx: Context) -> int:
-        return ctx.uses.filter(call__status=LLMCall.Status.PENDING).values("item").distinct().count()
+        """Items still waiting for their calls: exact when it is 0 (see the module's note on the wait)."""
+        if WAIT_TALLY in ctx.run.state:
+            return _wait_scan(ctx)
+        return _wait_enter(ctx)
 
     def finals(self, ctx: Context, items: list[str]) -> dict[str, LLMCall]:
         """Each item's outcome: the last fresh sample of the call first made for it."""
         if not items:
             return {}
-        first = dict(
-            ctx.uses.filter(item__in=items).values("item").annotate(first=Min("call_id")).values_list("item", "first")
-        )
+        first = _first_calls(ctx.uses, items, ctx.window)
         finals = llm_call_finals(sorted(set(first.values())))
         return {item: finals[call_id] for item, call_id in first.items() if call_id in finals}
+
+
+def _first_calls(uses, items: list[str], window: tuple[int, int] | None) -> dict[str, int]:
+    """{item: the first call made for it}. Within the batch's window when one is known: the first call of an
+    item is the one queued with its batch (the fresh samples of its reply came later, with higher keys);
+    an item not found there (never asked, or asked before the window was noted) is looked up in all."""
+
+    def first(qs, wanted):
+        return dict(
+            qs.filter(item__in=wanted).values("item").annotate(first=Min("call_id")).values_list("item", "first")
+        )
+
+    if window is None:
+        return first(uses, items)
+    found = first(uses.filter(pk__gt=window[0], pk__lte=window[1]), items)
+    missing = [item for item in items if item not in found]
+    return {**found, **first(uses, missing)} if missing else found
