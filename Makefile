@@ -3,6 +3,10 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# make test runs the suite in this many processes (pytest-xdist, one test file per process at a time):
+# the integration tests mostly wait on their workers, so two overlap well even on two cores.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile
 LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
