@@ -87,6 +87,9 @@ class ReviewTask(TimeStampedModel):
             # Without them a page sorts all of its round's (or kind's) tasks to show 50.
             models.Index(fields=["round", "kind", "-priority", "id"], name="review_task_round_order"),
             models.Index(fields=["kind", "-priority", "id"], name="review_task_kind_order"),
+            # Every round's tasks of a status: the queue pages' counts (a bounded read per status) and a
+            # table filtered by status, in queue order.
+            models.Index(fields=["kind", "status", "-priority", "id"], name="review_task_kind_status"),
             # Tasks of the subjects a search or filter found (judgments, answers, ...), by subject id.
             models.Index(fields=["subject_id", "subject_type"], name="review_task_subject"),
         ]
