@@ -4,8 +4,10 @@ million answers and a million verdict review tasks on PostgreSQL, built inside t
 Real texts from ../shared/data (bench/corpus.py's instructions and answer sentences, the recorded answers
 of GPT-4, text-davinci-003 and Alpaca-7B) are copied into a small side table once; every big table is
 then filled by `INSERT … SELECT` over `generate_series`, joined to those texts, so no row crosses the
-socket. The tables keep every index and constraint their migrations define while they are filled. Two
-connections fill two rounds at a time (the machine has two cores).
+socket. The tables keep every index and constraint their migrations define while they are filled; only
+the foreign keys' row-by-row triggers are off on the generator's own connections (it writes ids by
+arithmetic, and `_check_ids` checks every table's ids and references afterwards). Two connections write
+at a time (the machine has two cores).
 
 Layout for size N (default 1,000,000; all ids explicit so the tables join by arithmetic):
 

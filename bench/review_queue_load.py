@@ -210,7 +210,8 @@ def _reviewer_process(username, queue_url, decide_base, scope, seconds, start_at
         took, response = get(client, queue_url)
         claims.append(took)
     connections.close_all()
-    out.put({"user": username, "claims": claims, "decides": decides, "claimed": claimed, "errors": errors})
+    out.put({"user": username, "claims": claims, "decides": decides, "claimed": claimed, "errors": errors,
+             "ended": time.time()})  # fmt: skip
 
 
 def concurrent_reviewers(groups: list[tuple[list[str], str, str, dict]], seconds: float) -> dict:
@@ -232,7 +233,7 @@ def concurrent_reviewers(groups: list[tuple[list[str], str, str, dict]], seconds
     results = [out.get(timeout=seconds + 120) for _ in procs]
     for p in procs:
         p.join()
-    wall = seconds
+    wall = max(r["ended"] for r in results) - start_at  # the last request may end after `seconds`
     claims = [x for r in results for x in r["claims"]]
     decides = [x for r in results for x in r["decides"]]
     return {
@@ -240,8 +241,8 @@ def concurrent_reviewers(groups: list[tuple[list[str], str, str, dict]], seconds
         "seconds": wall,
         "decisions": len(decides),
         "throughput": len(decides) / wall,
-        "claim": Figure("20 reviewers: claim (focus view)", claims).row(),
-        "decide": Figure("20 reviewers: verdict POST", decides).row(),
+        "claim": Figure(f"{len(procs)} reviewers: claim (focus view)", claims).row(),
+        "decide": Figure(f"{len(procs)} reviewers: verdict POST", decides).row(),
         "errors": [e for r in results for e in r["errors"]],
         "claimed": {r["user"]: r["claimed"] for r in results},
     }
@@ -255,15 +256,20 @@ def double_claims(since_assignment: int, since_verdict: int, claimed: dict[str, 
 
     with connection.cursor() as cur:
         cur.execute(
+            # Every live slot of the tasks the run touched, whenever it was taken.
             """SELECT count(*) FROM (
                  SELECT a.task_id FROM reviews_reviewassignment a JOIN reviews_reviewtask t ON t.id = a.task_id
-                 WHERE a.id > %s AND (a.status = 'submitted' OR (a.status = 'active' AND a.lease_expires_at > now()))
+                 WHERE a.task_id IN (SELECT task_id FROM reviews_reviewassignment WHERE id > %s)
+                   AND (a.status = 'submitted' OR (a.status = 'active' AND a.lease_expires_at > now()))
                  GROUP BY a.task_id, t.required_reviews HAVING count(*) > t.required_reviews) x""",
             [since_assignment],
         )
         over = cur.fetchone()[0]
         cur.execute(
-            """SELECT count(*) FROM (SELECT task_id, reviewer_id FROM reviews_reviewverdict WHERE id > %s
+            # Every verdict on the tasks the run voted on: the bench never changes its mind, so two
+            # verdicts by one reviewer on one task would be a task decided twice.
+            """SELECT count(*) FROM (SELECT task_id, reviewer_id FROM reviews_reviewverdict
+                 WHERE task_id IN (SELECT task_id FROM reviews_reviewverdict WHERE id > %s)
                  GROUP BY task_id, reviewer_id HAVING count(*) > 1) x""",
             [since_verdict],
         )
