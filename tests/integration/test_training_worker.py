@@ -97,10 +97,13 @@ def test_a_gpu_worker_trains_builtin_tiny_and_registers_its_artifact(gpu_workers
 def test_a_second_worker_given_the_same_message_starts_no_second_run(gpu_workers, tmp_path):
     first = gpu_workers(RETORT_TRAINER_MODULE=FAKE)
     round_, snapshot, data = make_round(tmp_path)
-    spec = {"base_model": "m", "data_path": data, "max_steps": 40, "fake": {"sleep_s": 0.1}}
+    # 40 steps of 0.5 s: the first worker must still be busy with the job when the duplicate arrives, or
+    # it would take the duplicate itself (a second worker starts slowly on a loaded machine).
+    spec = {"base_model": "m", "data_path": data, "max_steps": 40, "fake": {"sleep_s": 0.5}}
     job = training_job_enqueue(round_id=round_.pk, snapshot_id=snapshot.pk, spec=spec)
     wait_for(lambda: _job(job.pk).steps >= 2, 60, "the first run to make progress", first)
     second = gpu_workers(RETORT_TRAINER_MODULE=FAKE)
+    assert not _job(job.pk).is_finished, "the first run ended before the second worker was up; lengthen it"
     send(RUN_TRAINING_TASK, job.pk)  # the message again, as a broker redelivers it
     wait_for(
         lambda: "run_training_job" in second.output() and "succeeded in" in second.output(),
