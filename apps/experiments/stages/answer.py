@@ -1,7 +1,7 @@
 """answer: the teacher or the student answers every instruction of a pool (params: role, pool)."""
 
 from apps.datasets.models import Instruction
-from apps.experiments.answerers import answerer_for
+from apps.experiments.answerers import EndpointAnswerer, answerer_for
 from apps.experiments.selectors import pool_instruction_ids, pool_members
 from apps.experiments.stages.base import Context, Outcome, StageKind
 from apps.judging.models import Response
@@ -41,6 +41,10 @@ class AnswerStage(StageKind):
 
     def outstanding(self, ctx: Context) -> int:
         return self._answerer(ctx).outstanding(ctx)
+
+    def collects_early(self, ctx: Context) -> bool:
+        # Answers from an endpoint come from finals; a local student's come from its generation jobs.
+        return isinstance(self._answerer(ctx), EndpointAnswerer)
 
     def collect(self, ctx: Context, ids: list[int]) -> None:
         role = ctx.run.params["role"]

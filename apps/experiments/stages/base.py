@@ -12,12 +12,18 @@ the stage's uses in primary-key order (the order they were queued, the order the
 every use whose call has settled and stops at the first one still pending, keeping a tally of what it
 passed. Only entering the wait and leaving it look at all of the stage's uses, so leaving is exact whatever
 happened behind the cursor (an operator's retry, a use committed out of order).
+
+A kind whose results are all read through `finals` (`collects_early`) collects, while it waits, each batch
+whose uses the cursor has passed, in order, so little is left to collect once the last call settles; a
+batch that turns out to read a call still pending (a fresh sample of an unparsable reply) is undone and
+tried again later. Its cursor and count wait in the run's state until the collect phase takes them over.
 """
 
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
 
+from django.db import transaction
 from django.db.models import Exists, Max, Min, OuterRef, Sum
 
 from apps.experiments.machine import rng_for
@@ -51,6 +57,7 @@ class Context:
     # The collect batch's uses lie in this primary-key range (lo, hi] (noted when its batch was queued),
     # so `finals` reads those, not all of the stage's; None: no range known, read them all.
     window: tuple[int, int] | None = None
+    early: bool = False  # collecting during the wait: reading a call still pending undoes the batch
 
     @property
     def config(self) -> dict:
@@ -109,6 +116,11 @@ class StageKind:
     def collect(self, ctx: Context, ids: list[int]) -> None:
         """One batch of the collect phase: store what the settled calls answered."""
 
+    def collects_early(self, ctx: Context) -> bool:
+        """True when `collect` reads every result through `finals` and changes nothing but rows and the
+        run's done and failed counts, so a batch can be collected (or undone) while later calls are out."""
+        return False
+
     def finalize(self, ctx: Context) -> Outcome:
         return Outcome(done=True)
 
@@ -133,8 +145,11 @@ class StageKind:
             run.done = max(0, run.total - left)
             run.cost = self.cost(ctx)
             if left:
+                if self.collects_early(ctx) and self._collect_early(ctx):
+                    return Outcome()
                 return Outcome(more=False)  # woken when calls settle (llm_calls_settled)
-            run.phase, run.cursor, run.done = P.COLLECT, 0, 0
+            run.cursor, run.done = run.state.get(EARLY, (0, 0))
+            run.phase, run.state = P.COLLECT, {key: value for key, value in run.state.items() if key != EARLY}
             return Outcome()
         if run.phase == P.COLLECT:
             ids = self.units(ctx, run.cursor, ctx.batch_size)
@@ -148,6 +163,28 @@ class StageKind:
             return Outcome()
         return self.finalize(ctx)
 
+    def _collect_early(self, ctx: Context) -> bool:
+        """Collect the next batch if the wait's cursor has passed all of its uses; True if it did."""
+        run = ctx.run
+        cursor, done = run.state.get(EARLY, (0, 0))
+        ids = self.units(ctx, cursor, ctx.batch_size)
+        window = _window(run.state.get(SPANS, []), ids[0], ids[-1]) if ids else None
+        if window is None or window[1] > run.cursor:
+            return False
+        wait_done, failed = run.done, run.failed
+        ctx.window, ctx.early, run.done = window, True, done
+        try:
+            with transaction.atomic():
+                self.collect(ctx, ids)
+        except CollectNotReady:
+            run.failed = failed
+            return False
+        finally:
+            ctx.early = False
+            done, run.done = run.done, wait_done
+        run.state = {**run.state, EARLY: [ids[-1], done]}
+        return True
+
     def cost(self, ctx: Context) -> Decimal:
         if not self.uses_calls:
             return Decimal(0)
@@ -159,7 +196,12 @@ class StageKind:
 
 WAIT_TALLY = "wait"  # run.state key: the wait phase's tally of the uses its cursor has passed
 SPANS = "spans"  # run.state key: [first unit, last unit, lo, hi] of each queued batch; its uses are in (lo, hi]
+EARLY = "collected"  # run.state key: [unit cursor, done] of the batches collected during the wait
 SCAN_FIRST, SCAN_MOST = 64, 4096  # uses read by a wake-up's first query, and at most by one query
+
+
+class CollectNotReady(Exception):
+    """A batch collected during the wait read a call still pending: its writes are undone."""
 
 
 def _last_use_pk() -> int:
@@ -268,6 +310,8 @@ class GatewayMixin:
             return {}
         first = _first_calls(ctx.uses, items, ctx.window)
         finals = llm_call_finals(sorted(set(first.values())))
+        if ctx.early and any(call.status == LLMCall.Status.PENDING for call in finals.values()):
+            raise CollectNotReady
         return {item: finals[call_id] for item, call_id in first.items() if call_id in finals}
 
 

@@ -24,6 +24,9 @@ class JudgeStage(GatewayMixin, StageKind):
             found.setdefault(response.instruction_id, {})[response.role] = response
         return {pk: pair for pk, pair in found.items() if len(pair) == 2}
 
+    def collects_early(self, ctx: Context) -> bool:
+        return True  # verdicts come from finals; collect writes Judgment rows and counts
+
     def start(self, ctx: Context) -> None:
         teacher = Response.objects.filter(round=ctx.round, role="teacher", style="").values("instruction_id")
         ids = pool_instruction_ids(

@@ -1,6 +1,7 @@
 """The wait phase's cursor over a stage's uses: a wake-up reads what settled since the last one, the
-progress and cost it reports follow the calls as they settle in any order, and the stage leaves the wait
-only when none of its calls is pending, even one sent again behind the cursor."""
+progress and cost it reports follow the calls as they settle in any order, the batches the cursor has
+passed are collected while later calls are out, and the stage leaves the wait only when none of its calls
+is pending, even one sent again behind the cursor."""
 
 import re
 from decimal import Decimal
@@ -78,6 +79,10 @@ def test_progress_and_cost_follow_calls_settling_out_of_order(llm_server):
     _settle(calls[:2])
     run = _wake(experiment, run)
     assert (run.phase, run.done, run.cost) == ("wait", 6, Decimal("0.06"))
+    # The first batch (five instructions) has all its answers: collected while the others are out.
+    first_batch = sorted(Response.objects.filter(round=run.round, role="teacher").values_list("llm_call", flat=True))
+    assert first_batch == [c.pk for c in calls[:5]]
+    assert run.state[base.EARLY][1] == 5
 
     _settle(calls[6:11], cost="0.02")
     run = _wake(experiment, run)
@@ -155,7 +160,16 @@ def test_a_fresh_sample_of_an_unparsable_reply_is_waited_for_as_the_same_item(ll
     run = _wake(experiment, run)
     assert run.phase == "wait"
     assert run.done == 11  # the item whose reply is being sampled again is not done
+    # The first batch read the pending fresh sample as its first item's outcome: undone, left for later.
+    assert not Response.objects.filter(round=run.round, role="teacher").exists()
+    assert base.EARLY not in run.state and run.failed == 0
     _settle([fresh])
     run = _wake(experiment, run)
     assert run.phase == "collect"
     assert run.cost == _exact_cost(run) == Decimal("0.13")
+    for _ in range(20):
+        run = _wake(experiment, run)
+        if run.status == StageRun.Status.DONE:
+            break
+    answers = dict(Response.objects.filter(round=run.round, role="teacher").values_list("instruction", "llm_call"))
+    assert len(answers) == 12 and answers[int(use.item.split(":")[1])] == fresh.pk
