@@ -252,35 +252,28 @@ def _wait_scan(ctx: Context) -> int:
     run = ctx.run
     tally = dict(run.state[WAIT_TALLY])
     cost, size = Decimal(tally["cost"]), SCAN_FIRST
-    ours = (ctx.experiment.pk, ctx.round.pk, run.name)
     while True:
-        # The next uses of the whole table in key order, this stage's kept here: a read of the primary key
-        # that no planner turns into a pass over the stage (PostgreSQL would, by the stage's index).
         rows = list(
-            LLMCallUse.objects.filter(pk__gt=run.cursor)
+            ctx.uses.filter(pk__gt=run.cursor)
             .order_by("pk")
-            .values_list("pk", "experiment_id", "round_id", "stage", "call_id", "call__status", "paid", "call__cost")[
-                :size
-            ]
+            .values_list("pk", "call_id", "call__status", "paid", "call__cost")[:size]
         )
-        passed, stopped, cursor = [], False, run.cursor
-        for pk, experiment_id, round_id, stage, call_id, status, paid, call_cost in rows:
-            if (experiment_id, round_id, stage) == ours:
-                if status == LLMCall.Status.PENDING:
-                    stopped = True
-                    break
-                passed.append((call_id, status, paid, call_cost))
-            cursor = pk
-        invalid = [call_id for call_id, status, _, _ in passed if status == LLMCall.Status.INVALID]
+        passed = []
+        for row in rows:
+            if row[2] == LLMCall.Status.PENDING:
+                break
+            passed.append(row)
+        invalid = [call_id for _, call_id, status, _, _ in passed if status == LLMCall.Status.INVALID]
         replaced = set(
             LLMCall.objects.filter(resample_of_id__in=invalid).values_list("resample_of_id", flat=True)
             if invalid
             else ()
         )
-        tally["finals"] += sum(1 for call_id, _, _, _ in passed if call_id not in replaced)
-        cost += sum((c for _, _, paid, c in passed if paid and c), Decimal(0))
-        run.cursor = cursor
-        if stopped:
+        tally["finals"] += sum(1 for _, call_id, _, _, _ in passed if call_id not in replaced)
+        cost += sum((c for _, _, _, paid, c in passed if paid and c), Decimal(0))
+        if passed:
+            run.cursor = passed[-1][0]
+        if len(passed) < len(rows):  # stopped at a pending use
             tally["cost"] = str(cost)
             run.state = {**run.state, WAIT_TALLY: tally}
             return max(1, tally["items"] - tally["finals"])
