@@ -8,13 +8,13 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 
 from apps.console import review_focus as nav
-from apps.console.review_claims import review_claim_next_skipping
 from apps.console.review_forms import QueueFilterForm
 from apps.console.review_queries import judge_agreement, queue_cards, queue_filter, scope_choices, task_page
 from apps.console.review_selectors import focus_of, review_items, task_vocabulary
 from apps.core.decorators import role_required
 from apps.core.roles import Role, has_role
 from apps.llm.selectors import classifier_versions
+from apps.reviews.claiming import review_claim_next
 from apps.reviews.kinds import ALLOWED, Kind
 from apps.reviews.models import ReviewAssignment, ReviewTask
 
@@ -46,12 +46,12 @@ def claim_for(request, kind: str, scope: nav.Scope) -> ReviewTask | None:
     """The task this reviewer works on next: passing over what he skipped, and once only skipped tasks
     are left, starting over with them."""
     skipped = nav.skipped(request.session, kind)
-    task = review_claim_next_skipping(
-        reviewer=request.user, kind=kind, skipped=skipped, round_ids=scope.round_ids, experiment_id=scope.experiment
+    task = review_claim_next(
+        reviewer=request.user, kind=kind, exclude_ids=skipped, round_ids=scope.round_ids, experiment_id=scope.experiment
     )
     if task is None and skipped:
         nav.skips_clear(request.session, kind)
-        task = review_claim_next_skipping(
+        task = review_claim_next(
             reviewer=request.user, kind=kind, round_ids=scope.round_ids, experiment_id=scope.experiment
         )
     return task

@@ -106,17 +106,22 @@ def review_claim_next(
     round_ids: Iterable[int] | None = None,
     experiment_id: int | None = None,
     lease_s: float = DEFAULT_LEASE_S,
+    exclude_ids: Iterable[int] = (),
 ) -> ReviewTask | None:
     """The task this reviewer works on next in a queue, held for `lease_s` seconds; None when the queue
     has nothing left for him. While he holds an unexpired claim in the queue, that task again (its lease
-    renewed), so reloading the page or a second tab does not take a second slot."""
+    renewed), so reloading the page or a second tab does not take a second slot. `exclude_ids` are passed
+    over, a held one among them too (the focus view's skipped tasks)."""
     require_role(reviewer, Role.REVIEWER)
     lease = _lease(lease_s)
     round_ids = None if round_ids is None else list(round_ids)
+    excluded = sorted({int(pk) for pk in exclude_ids})
     with transaction.atomic():
         now = timezone.now()
         scope = queue_scope(ReviewTask.objects.all(), kind=kind, round_ids=round_ids, experiment_id=experiment_id)
         claimable = scope.filter(status__in=CLAIMABLE)
+        if excluded:
+            claimable = claimable.exclude(pk__in=excluded)
         held = (
             ReviewAssignment.objects.filter(
                 reviewer=reviewer, status=A.ACTIVE, lease_expires_at__gt=now, task__in=claimable.values("pk")
