@@ -1,6 +1,6 @@
 """Lion rounds through the experiment engine against the local test server, and the kept novelty index.
 
-    python bench/round.py [--latency 0.2] [--seeds 1000] [--scale 1.0] [--skip a,b,c]
+    python bench/round.py [--latency 0.2] [--seeds 1000] [--scale 1.0] [--skip a,b,c] [--query-times]
 
 (a) a Lion round of `--seeds` seed instructions (1,000) at concurrency 32; (b) a Lion round at the paper's
 scale — a 52,000-item cache pool (teacher, student and both judge orders: 104,000 judge calls) and 6,000
@@ -15,13 +15,16 @@ waiting for its calls is looked at again every 50 ms (the workers are woken by t
 training job is reported done at once (training is not what is measured). For each LLM stage the wall time
 from its start to its end is compared with the ideal concurrency bound: calls × latency / concurrency.
 The ratio printed is Σ ideal / Σ wall over the LLM stages. The engine's own CPU time (this process:
-stage steps, novelty filter, ORM, queries sent; not the runner's nor the test server's) is given per item.
+stage steps, novelty filter, ORM, queries sent; not the runner's nor the test server's) is given per item,
+and each LLM stage's wall and engine CPU per phase (submit, wait, collect); `--query-times` adds the
+engine's slowest statement shapes with their wall time, the database server's included.
 PostgreSQL when DATABASE_URL is set (a throw-away test database on that server), else SQLite.
 """
 
 import argparse
 import multiprocessing
 import os
+import re
 import resource
 import sys
 import time
@@ -100,7 +103,35 @@ class Runner:
         self.process.join()
 
 
-def lion_round(url: str, *, tag: str, seeds: list[str], new: int, concurrency: int, latency: float) -> dict:
+class QueryTimes:
+    """With --query-times: the engine's statements by shape (literals and parameter lists folded), with
+    their count and wall time, database server time included: where the steps wait on the database."""
+
+    def __init__(self):
+        self.shapes: dict[str, list] = {}
+
+    def __call__(self, execute, sql, params, many, context):
+        t = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            shape = re.sub(r"\((?:%s, )+%s\)", "(…)", sql)
+            shape = re.sub(r"\b\d+\b", "N", re.sub(r"'[^']*'", "'…'", shape))
+            entry = self.shapes.setdefault(shape, [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - t
+
+    def print(self, top: int = 12) -> None:
+        print(f"slowest statement shapes of the engine (of {len(self.shapes)}): total s, count, statement")
+        for shape, (n, seconds) in sorted(self.shapes.items(), key=lambda kv: -kv[1][1])[:top]:
+            print(f"{seconds:8.1f} {n:>7,}  {shape[:220]}")
+
+
+def lion_round(
+    url: str, *, tag: str, seeds: list[str], new: int, concurrency: int, latency: float, queries: QueryTimes | None
+) -> dict:
+    from django.db import connection
+
     from apps.experiments import engine
     from apps.experiments.models import StageRun
     from apps.experiments.services import experiment_create, experiment_start
@@ -137,7 +168,11 @@ def lion_round(url: str, *, tag: str, seeds: list[str], new: int, concurrency: i
         while True:
             where, w = _where(experiment.pk), time.perf_counter()
             t = time.thread_time()
-            more = engine.advance(experiment.pk)
+            if queries is None:
+                more = engine.advance(experiment.pk)
+            else:
+                with connection.execute_wrapper(queries):
+                    more = engine.advance(experiment.pk)
             cpu = time.thread_time() - t
             engine_cpu += cpu
             steps += 1
@@ -187,6 +222,7 @@ def lion_round(url: str, *, tag: str, seeds: list[str], new: int, concurrency: i
         - (child0.ru_utime + child0.ru_stime),
         "kept": experiment.lineages.count(),
         "phases": phases,
+        "queries": queries,
     }
 
 
@@ -237,6 +273,8 @@ def print_round(result: dict, target: float) -> None:
         f"{1000 * result['engine_cpu'] / result['pool']:.2f} ms per pool item; gateway runner and client CPU "
         f"{result['runner_cpu']:.1f} s = {1000 * result['runner_cpu'] / result['calls']:.2f} ms per call"
     )
+    if result["queries"] is not None:
+        result["queries"].print()
 
 
 def novelty(shared: Path) -> None:
@@ -279,6 +317,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1000, help="(a): seed instructions")
     parser.add_argument("--scale", type=float, default=1.0, help="(b): fraction of the paper's 52,000 / 6,000")
     parser.add_argument("--skip", default="", help="parts to leave out, e.g. b or a,c")
+    parser.add_argument("--query-times", action="store_true", help="print the engine's slowest statement shapes")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -308,13 +347,20 @@ def main() -> None:
                 new=round(args.seeds * PAPER_NEW / PAPER_POOL),  # the paper's ratio of new items to the pool
                 concurrency=32,
                 latency=args.latency,
+                queries=QueryTimes() if args.query_times else None,
             )
             print_round(a, 0.85)
         if "b" not in skip:
             pool, new = round(PAPER_POOL * args.scale), round(PAPER_NEW * args.scale)
             start = args.seeds if "a" not in skip else 0
             b = lion_round(
-                url, tag="b", seeds=texts[start : start + pool], new=new, concurrency=128, latency=args.latency
+                url,
+                tag="b",
+                seeds=texts[start : start + pool],
+                new=new,
+                concurrency=128,
+                latency=args.latency,
+                queries=QueryTimes() if args.query_times else None,
             )
             print_round(b, 0.70)
             if args.scale < 1.0:

@@ -252,28 +252,35 @@ def _wait_scan(ctx: Context) -> int:
     run = ctx.run
     tally = dict(run.state[WAIT_TALLY])
     cost, size = Decimal(tally["cost"]), SCAN_FIRST
+    ours = (ctx.experiment.pk, ctx.round.pk, run.name)
     while True:
+        # The next uses of the whole table in key order, this stage's kept here: a read of the primary key
+        # that no planner turns into a pass over the stage (PostgreSQL would, by the stage's index).
         rows = list(
-            ctx.uses.filter(pk__gt=run.cursor)
+            LLMCallUse.objects.filter(pk__gt=run.cursor)
             .order_by("pk")
-            .values_list("pk", "call_id", "call__status", "paid", "call__cost")[:size]
+            .values_list("pk", "experiment_id", "round_id", "stage", "call_id", "call__status", "paid", "call__cost")[
+                :size
+            ]
         )
-        passed = []
-        for row in rows:
-            if row[2] == LLMCall.Status.PENDING:
-                break
-            passed.append(row)
-        invalid = [call_id for _, call_id, status, _, _ in passed if status == LLMCall.Status.INVALID]
+        passed, stopped, cursor = [], False, run.cursor
+        for pk, experiment_id, round_id, stage, call_id, status, paid, call_cost in rows:
+            if (experiment_id, round_id, stage) == ours:
+                if status == LLMCall.Status.PENDING:
+                    stopped = True
+                    break
+                passed.append((call_id, status, paid, call_cost))
+            cursor = pk
+        invalid = [call_id for call_id, status, _, _ in passed if status == LLMCall.Status.INVALID]
         replaced = set(
             LLMCall.objects.filter(resample_of_id__in=invalid).values_list("resample_of_id", flat=True)
             if invalid
             else ()
         )
-        tally["finals"] += sum(1 for _, call_id, _, _, _ in passed if call_id not in replaced)
-        cost += sum((c for _, _, _, paid, c in passed if paid and c), Decimal(0))
-        if passed:
-            run.cursor = passed[-1][0]
-        if len(passed) < len(rows):  # stopped at a pending use
+        tally["finals"] += sum(1 for call_id, _, _, _ in passed if call_id not in replaced)
+        cost += sum((c for _, _, paid, c in passed if paid and c), Decimal(0))
+        run.cursor = cursor
+        if stopped:
             tally["cost"] = str(cost)
             run.state = {**run.state, WAIT_TALLY: tally}
             return max(1, tally["items"] - tally["finals"])
@@ -308,25 +315,33 @@ class GatewayMixin:
         """Each item's outcome: the last fresh sample of the call first made for it."""
         if not items:
             return {}
-        first = _first_calls(ctx.uses, items, ctx.window)
+        first = _first_calls(ctx, items)
         finals = llm_call_finals(sorted(set(first.values())))
         if ctx.early and any(call.status == LLMCall.Status.PENDING for call in finals.values()):
             raise CollectNotReady
         return {item: finals[call_id] for item, call_id in first.items() if call_id in finals}
 
 
-def _first_calls(uses, items: list[str], window: tuple[int, int] | None) -> dict[str, int]:
+def _first_calls(ctx: Context, items: list[str]) -> dict[str, int]:
     """{item: the first call made for it}. Within the batch's window when one is known: the first call of an
     item is the one queued with its batch (the fresh samples of its reply came later, with higher keys);
     an item not found there (never asked, or asked before the window was noted) is looked up in all."""
-
-    def first(qs, wanted):
-        return dict(
-            qs.filter(item__in=wanted).values("item").annotate(first=Min("call_id")).values_list("item", "first")
-        )
-
-    if window is None:
-        return first(uses, items)
-    found = first(uses.filter(pk__gt=window[0], pk__lte=window[1]), items)
+    if ctx.window is None:
+        return _first_in(ctx.uses, items)
+    # The window by its keys alone, this stage's rows kept here: PostgreSQL's planner would serve a query
+    # that also names the stage by the stage's index, a pass over all of its uses for every batch.
+    ours, wanted, found = (ctx.experiment.pk, ctx.round.pk, ctx.run.name), set(items), {}
+    rows = LLMCallUse.objects.filter(pk__gt=ctx.window[0], pk__lte=ctx.window[1]).values_list(
+        "experiment_id", "round_id", "stage", "item", "call_id"
+    )
+    for experiment_id, round_id, stage, item, call_id in rows.iterator(2000):
+        if (experiment_id, round_id, stage) == ours and item in wanted and call_id < found.get(item, call_id + 1):
+            found[item] = call_id
     missing = [item for item in items if item not in found]
-    return {**found, **first(uses, missing)} if missing else found
+    return {**found, **_first_in(ctx.uses, missing)} if missing else found
+
+
+def _first_in(uses, items: list[str]) -> dict[str, int]:
+    if not items:
+        return {}
+    return dict(uses.filter(item__in=items).values("item").annotate(first=Min("call_id")).values_list("item", "first"))
