@@ -24,6 +24,9 @@ for _name in ("CELERY_BROKER_URL", "CACHE_URL"):
         os.environ[_name] = _own_redis_db(os.environ[_name])
 
 _VAR = "test" + (f"-{_XDIST}" if _XDIST else "")
+if _XDIST and os.environ.get("RETORT_VAR_DIR"):
+    # A var folder given from outside is shared by both processes; each still needs its own SQLite file.
+    os.environ["RETORT_VAR_DIR"] = str(Path(os.environ["RETORT_VAR_DIR"]) / _XDIST)
 os.environ.setdefault("RETORT_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / _VAR))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Test clients and the browser's live server speak plain HTTP; production mode would redirect to HTTPS.
