@@ -10,7 +10,7 @@ PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile
 LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
-.PHONY: run test install lint check-migrations pytest e2e bench clean
+.PHONY: run test install lint check-migrations pytest e2e bench bench-load clean
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,20 @@ bench: install
 	$(BIN)/python bench/import_export.py
 	$(BIN)/python bench/llm_throughput.py
 	$(BIN)/python bench/round.py
+
+# The load benchmark's client (locust, which loads gevent) lives in a venv of its own, never in .venv: it
+# speaks only HTTP to the server under test. BENCH_LOAD_ARGS passes options to bench/load.py.
+LOAD_VENV := .venv-load
+LOAD_STAMP := $(LOAD_VENV)/.installed-$(shell sha256sum bench/requirements-load.txt | cut -c1-16)
+
+$(LOAD_STAMP): bench/requirements-load.txt
+	@test -x $(LOAD_VENV)/bin/python || $(PYTHON) -m venv $(LOAD_VENV)
+	$(LOAD_VENV)/bin/python -m pip install -q --disable-pip-version-check -r bench/requirements-load.txt
+	@rm -f $(LOAD_VENV)/.installed-*
+	@touch $@
+
+bench-load: install $(LOAD_STAMP)
+	$(BIN)/python bench/load.py $(BENCH_LOAD_ARGS)
 
 clean:
 	rm -rf var/

@@ -45,20 +45,20 @@ def _marker_in(url: str) -> dict | None:
     return marker if marker and marker.get("version") == MARKER_VERSION else None
 
 
-def prepare_database(size: int, rebuild: bool, log=print) -> tuple[str, dict, bool]:
-    """(url, marker, built): the bench database at `size`, reused when its marker matches."""
+def prepare_database(size: int, rebuild: bool, log=print, name: str = DB_NAME) -> tuple[str, dict, bool]:
+    """(url, marker, built): the bench database `name` at `size`, reused when its marker matches."""
     import psycopg
 
     server = _server()
-    url = f"{server}/{DB_NAME}"
+    url = f"{server}/{name}"
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         marker = _marker_in(url) if exists and not rebuild else None
         fresh = marker is None or marker.get("size") != size
         if fresh:
             if exists:
-                conn.execute(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
     os.environ.update(
         DATABASE_URL=url,
         CELERY_BROKER_URL=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/5"),
