@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from apps.core.admin_mixins import WrittenByRetort
 from apps.llm.models import (
     ClassifierExample,
     ClassifierVersion,
@@ -31,7 +32,7 @@ class LLMEndpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(LLMCall)
-class LLMCallAdmin(admin.ModelAdmin):
+class LLMCallAdmin(WrittenByRetort, admin.ModelAdmin):
     list_display = [
         "id",
         "model",
@@ -50,7 +51,7 @@ class LLMCallAdmin(admin.ModelAdmin):
 
 
 @admin.register(LLMCallUse)
-class LLMCallUseAdmin(admin.ModelAdmin):
+class LLMCallUseAdmin(WrittenByRetort, admin.ModelAdmin):
     list_display = ["id", "call", "experiment", "round", "stage", "item", "paid", "created_at"]
     list_filter = ["paid", "stage"]
     search_fields = ["item"]
@@ -60,7 +61,7 @@ class LLMCallUseAdmin(admin.ModelAdmin):
 
 
 @admin.register(LLMHold)
-class LLMHoldAdmin(admin.ModelAdmin):
+class LLMHoldAdmin(WrittenByRetort, admin.ModelAdmin):
     """Holds are placed and released through the experiments' pause and resume, not edited here."""
 
     list_display = ["experiment", "reason", "created_at", "released_at"]
@@ -69,13 +70,13 @@ class LLMHoldAdmin(admin.ModelAdmin):
 
 
 @admin.register(LLMRunnerLease)
-class LLMRunnerLeaseAdmin(admin.ModelAdmin):
+class LLMRunnerLeaseAdmin(WrittenByRetort, admin.ModelAdmin):
     list_display = ["endpoint", "owner", "expires_at"]
     readonly_fields = ["endpoint", "owner", "expires_at"]
 
 
 @admin.register(ClassifierExample)
-class ClassifierExampleAdmin(admin.ModelAdmin):
+class ClassifierExampleAdmin(WrittenByRetort, admin.ModelAdmin):
     """Reviewers' task labels as the local classifier's data: written when task-label reviews are done."""
 
     list_display = ["id", "category", "source", "text", "experiment_id", "round_id", "reviewer", "updated_at"]

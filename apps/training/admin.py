@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.core.admin_mixins import WrittenByRetort
 from apps.training.models import Artifact, GenerationItem, GenerationJob, MergeJob, TrainingJob, TrainingMetric
 
 # Jobs change state only through the services and the gpu task: the admin shows them read-only.
@@ -44,7 +45,7 @@ class GenerationJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(MergeJob)
-class MergeJobAdmin(admin.ModelAdmin):
+class MergeJobAdmin(WrittenByRetort, admin.ModelAdmin):
     list_display = ["id", "adapter", "status", "merged", "attempts", "worker", "finished_at"]
     list_filter = ["status"]
     raw_id_fields = ["adapter", "merged"]
@@ -60,7 +61,7 @@ class ArtifactAdmin(admin.ModelAdmin):
 
 
 @admin.register(TrainingMetric)
-class TrainingMetricAdmin(admin.ModelAdmin):
+class TrainingMetricAdmin(WrittenByRetort, admin.ModelAdmin):
     list_display = ["job", "step", "name", "value"]
     list_filter = ["name"]
     raw_id_fields = ["job"]
@@ -68,7 +69,7 @@ class TrainingMetricAdmin(admin.ModelAdmin):
 
 
 @admin.register(GenerationItem)
-class GenerationItemAdmin(admin.ModelAdmin):
+class GenerationItemAdmin(WrittenByRetort, admin.ModelAdmin):
     list_display = ["job", "key", "tokens"]
     search_fields = ["key"]
     raw_id_fields = ["job"]

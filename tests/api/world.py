@@ -29,8 +29,9 @@ from apps.training.models import Artifact, TrainingJob, TrainingMetric
 from tests.apps.experiments.conftest import drive, lion_config, seed_dataset
 from tests.factories import UserFactory
 
-ROLES = ("anonymous", "none", "viewer", "reviewer", "operator")
-LEVEL = {"anonymous": -1, "none": 0, "viewer": 1, "reviewer": 2, "operator": 3}
+# "admin" is a superuser (staff too): every role's rights, plus the Django admin and choosing key variables.
+ROLES = ("anonymous", "none", "viewer", "reviewer", "operator", "admin")
+LEVEL = {"anonymous": -1, "none": 0, "viewer": 1, "reviewer": 2, "operator": 3, "admin": 4}
 _ROLE = {"viewer": Role.VIEWER, "reviewer": Role.REVIEWER, "operator": Role.OPERATOR}
 
 
@@ -51,7 +52,8 @@ class World:
 
 def _users(world: World) -> None:
     for role in ROLES[1:]:
-        user = UserFactory(role=_ROLE.get(role))
+        admin = role == "admin"
+        user = UserFactory(role=_ROLE.get(role), is_superuser=admin, is_staff=admin)
         world.users[role] = user
         world.tokens[role] = Token.objects.create(user=user).key
 
