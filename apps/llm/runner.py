@@ -8,10 +8,11 @@ can be paid twice are those in flight at the instant a worker dies (the provider
 never reached the ledger).
 """
 
+import dataclasses
 import logging
 import time
 
-from apps.llm import conf
+from apps.llm import conf, pacing
 from apps.llm.budget import BudgetGate
 from apps.llm.models import LLMCall, LLMEndpoint
 from apps.llm.offline import run_offline_endpoint
@@ -40,7 +41,8 @@ def run_endpoint(endpoint: LLMEndpoint, *, owner: str, max_run_s: float | None =
     """Send the endpoint's pending calls until none is left (or the run's time is up)."""
     if endpoint.is_offline:
         return run_offline_endpoint(endpoint, owner=owner, max_run_s=max_run_s)
-    config = endpoint_config(endpoint)
+    # The rate buckets start from what the endpoint's previous run (in any process) may have left.
+    config = dataclasses.replace(endpoint_config(endpoint), idle_s=pacing.idle_seconds(endpoint_id=endpoint.pk))
     summary = RunSummary()
     budget = BudgetGate(config)
     recorder = Recorder(endpoint, config, budget, summary)
@@ -103,4 +105,5 @@ def run_endpoint(endpoint: LLMEndpoint, *, owner: str, max_run_s: float | None =
                 rescanned = False
     finally:
         batch.close(abort=abort)
+        pacing.sending_until(endpoint_id=endpoint.pk, until=time.time())
     return summary

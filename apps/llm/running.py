@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
+from apps.llm import pacing
 from apps.llm.budget import Admission, BudgetGate, Reservation, Use
 from apps.llm.lease import lease_renew
 from apps.llm.models import LLMCall, LLMCallUse, LLMEndpoint
@@ -133,15 +134,22 @@ def refuse(feed: PendingFeed, summary: RunSummary, admission: Admission) -> None
 
 
 class Heartbeat:
+    """Renews the endpoint's lease every third of its life, and says until when this run may send (the
+    next renewal), for the rate buckets of whichever run comes next."""
+
     def __init__(self, endpoint_id: int, owner: str, ttl_s: float):
         self.endpoint_id, self.owner, self.ttl_s = endpoint_id, owner, ttl_s
         self._next = time.monotonic() + ttl_s / 3
+        pacing.sending_until(endpoint_id=endpoint_id, until=time.time() + ttl_s / 3)
 
     def beat(self) -> bool:
         if time.monotonic() < self._next:
             return True
         self._next = time.monotonic() + self.ttl_s / 3
-        return lease_renew(endpoint_id=self.endpoint_id, owner=self.owner, ttl_s=self.ttl_s)
+        if not lease_renew(endpoint_id=self.endpoint_id, owner=self.owner, ttl_s=self.ttl_s):
+            return False
+        pacing.sending_until(endpoint_id=self.endpoint_id, until=time.time() + self.ttl_s / 3)
+        return True
 
 
 def _settled_on_commit(call_ids: list[int]) -> None:

@@ -79,7 +79,9 @@ class LLMClient:
     def __init__(self, config: EndpointConfig, *, policy: RetryPolicy | None = None, rng: random.Random | None = None):
         self.config = config
         self.policy = policy or RetryPolicy()
-        self.limiter = EndpointLimiter(config.max_concurrency, config.requests_per_minute, config.tokens_per_minute)
+        self.limiter = EndpointLimiter(
+            config.max_concurrency, config.requests_per_minute, config.tokens_per_minute, idle_s=config.idle_s
+        )
         self._rng = rng or random.Random()
         self._sdk: openai.AsyncOpenAI | None = None
         self._key = ""

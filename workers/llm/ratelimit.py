@@ -13,13 +13,30 @@ import time
 BURST_SECONDS = 10.0
 
 
+def start_level(capacity: float, rate: float, idle_s: float | None) -> float:
+    """What a new bucket holds when the endpoint's last run stopped sending `idle_s` seconds ago (None:
+    long ago, or never). It assumes that run left its bucket empty and lets it refill since, so a run
+    after a run (the next stage's calls, another experiment's, a run on another worker) cannot add a
+    fresh burst to the one just spent: the endpoint as a whole stays inside one bucket."""
+    if idle_s is None:
+        return capacity
+    return min(capacity, max(0.0, idle_s) * rate)
+
+
 class TokenBucket:
-    def __init__(self, per_minute: float, *, burst_seconds: float = BURST_SECONDS, clock=time.monotonic):
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        burst_seconds: float = BURST_SECONDS,
+        idle_s: float | None = None,
+        clock=time.monotonic,
+    ):
         if per_minute <= 0:
             raise ValueError("a rate limit must be positive")
         self.rate = per_minute / 60.0
         self.capacity = max(1.0, self.rate * burst_seconds)
-        self.level = self.capacity
+        self.level = start_level(self.capacity, self.rate, idle_s)
         self._clock = clock
         self._stamp = clock()
         self._lock = asyncio.Lock()  # FIFO: waiters are served in arrival order
@@ -50,11 +67,12 @@ class EndpointLimiter:
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
         *,
+        idle_s: float | None = None,
         clock=time.monotonic,
     ):
         self._slots = asyncio.Semaphore(max(1, max_concurrency))
-        self.requests = TokenBucket(requests_per_minute, clock=clock) if requests_per_minute else None
-        self.tokens = TokenBucket(tokens_per_minute, clock=clock) if tokens_per_minute else None
+        self.requests = TokenBucket(requests_per_minute, idle_s=idle_s, clock=clock) if requests_per_minute else None
+        self.tokens = TokenBucket(tokens_per_minute, idle_s=idle_s, clock=clock) if tokens_per_minute else None
         self._clock = clock
         self.cooldown_until = 0.0
 

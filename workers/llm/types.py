@@ -25,6 +25,9 @@ class EndpointConfig:
     price_input_per_mtok: Decimal = Decimal(0)
     price_output_per_mtok: Decimal = Decimal(0)
     default_params: dict = field(default_factory=dict)
+    # Seconds since the endpoint's previous run stopped sending (None: long enough ago for full rate
+    # buckets). The gateway gives it, so the limits hold across runs and worker processes.
+    idle_s: float | None = None
 
     def api_key(self) -> str:
         """Read the key from the environment at call time, on the machine that makes the call.

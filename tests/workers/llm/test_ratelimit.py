@@ -26,6 +26,16 @@ def test_a_bucket_allows_a_burst_then_refills_at_its_rate():
     assert bucket.wait_time(1) == 0 and round(bucket.level, 6) == 2.5
 
 
+def test_a_bucket_after_a_recent_run_holds_only_what_refilled_since_it_stopped():
+    clock = FakeClock()
+    assert TokenBucket(60, burst_seconds=5, clock=clock).level == 5  # no run before: a full burst
+    assert TokenBucket(60, burst_seconds=5, idle_s=2.0, clock=clock).level == 2.0
+    assert TokenBucket(60, burst_seconds=5, idle_s=0.0, clock=clock).wait_time(1) == 1.0
+    assert TokenBucket(60, burst_seconds=5, idle_s=60.0, clock=clock).level == 5
+    limiter = EndpointLimiter(2, requests_per_minute=60, tokens_per_minute=6000, idle_s=1.0, clock=clock)
+    assert (limiter.requests.level, limiter.tokens.level) == (1.0, 100.0)
+
+
 def test_an_oversized_request_waits_for_a_full_bucket_not_forever():
     clock = FakeClock()
     bucket = TokenBucket(600, burst_seconds=1, clock=clock)  # 10/s, capacity 10
