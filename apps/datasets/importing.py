@@ -77,8 +77,13 @@ def _record_problem(record: Record) -> str | None:
     for name in ("text", "input", "reference_output", "gold_label", "task_category"):
         if "\x00" in getattr(record, name):
             return f"'{name}' contains a NUL character (\\u0000), which cannot be stored"
-    if record.metadata and b"\\u0000" in orjson.dumps(record.metadata):
-        return "a metadata value contains a NUL character (\\u0000), which cannot be stored"
+    if record.metadata:
+        try:
+            encoded = orjson.dumps(record.metadata)
+        except orjson.JSONEncodeError:  # orjson writes at most 255 levels; the JSON column is written by it
+            return "a metadata value nests arrays or objects more than 255 levels deep"
+        if b"\\u0000" in encoded:
+            return "a metadata value contains a NUL character (\\u0000), which cannot be stored"
     if len(record.gold_label) > _LABEL_MAX:
         return f"the label is {len(record.gold_label)} characters, over the {_LABEL_MAX}-character limit"
     if len(record.task_category) > _CATEGORY_MAX:

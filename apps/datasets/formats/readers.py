@@ -3,17 +3,49 @@
 import codecs
 import csv
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import ijson
 import orjson
 
-from apps.datasets.formats.detect import FORMATS, detect_format
+from apps.datasets.formats.depth import DepthGuard
+from apps.datasets.formats.detect import FORMATS, UTF8_BOM, check_text_head, detect_format, first_content
 from apps.datasets.formats.mapping import MAPPERS
 from apps.datasets.formats.records import FileFormatError, Record, RecordProblem
 
 Item = Record | RecordProblem
+
+
+# orjson writes at most this many levels of arrays and objects (and reads at most 1,024).
+MAX_DEPTH = 255
+
+
+def _too_deep(location: str) -> RecordProblem:
+    return RecordProblem(location, f"the record nests arrays or objects more than {MAX_DEPTH} levels deep")
+
+
+def _repeated_key(line: bytes, obj: dict) -> str | None:
+    """A key that appears twice in one object of this JSON line, if any: JSON parsers keep only the last
+    value, so the record would silently lose the first. Counting `":` pairs rules out nearly every line
+    with one scan; only a line with more of them than keys (nested objects, or `":` inside a string) is
+    parsed again with every key kept."""
+    if line.count(b'":') + line.count(b'" :') <= len(obj):
+        return None
+    found: list[str] = []
+
+    def pairs(items):
+        keys = [key for key, _ in items]
+        if len(set(keys)) != len(keys):
+            found.append(next(key for i, key in enumerate(keys) if key in keys[:i]))
+        return dict(items)
+
+    try:
+        json.loads(line, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None  # orjson read it; a difference in strictness is not a repeated key
+    return found[0] if found else None
 
 
 def _size_problem(location: str, size: int, limit: int) -> RecordProblem:
@@ -25,10 +57,12 @@ def _size_problem(location: str, size: int, limit: int) -> RecordProblem:
 
 class _Utf8CheckedReader(io.RawIOBase):
     """Passes bytes through to ijson while checking they are UTF-8, so a bad byte is reported with its
-    line instead of as a vague parser error. Also counts bytes for progress."""
+    line instead of as a vague parser error, and that they nest no deeper than MAX_DEPTH (see
+    formats/depth.py for why). Also counts bytes for progress."""
 
     def __init__(self, raw):
         self._raw = raw
+        self._depth = DepthGuard(MAX_DEPTH)
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self.line = 1
         self.bytes_read = 0
@@ -43,6 +77,7 @@ class _Utf8CheckedReader(io.RawIOBase):
         except UnicodeDecodeError as exc:
             line = self.line + data.count(b"\n", 0, max(exc.start, 0))
             raise FileFormatError(f"line {line}", f"invalid UTF-8 ({exc.reason})") from None
+        self._depth.feed(data, self.line)
         self.line += data.count(b"\n")
         self.bytes_read += len(data)
         buffer[: len(data)] = data
@@ -57,6 +92,9 @@ class RecordStream:
         if fmt != "auto" and fmt not in FORMATS:
             raise FileFormatError("", f"unknown format {fmt!r}; choose one of auto, {', '.join(FORMATS)}")
         self.format = detect_format(self.path) if fmt == "auto" else fmt
+        if fmt != "auto" and self.format != "parquet":
+            with open(self.path, "rb") as f:
+                check_text_head(f.read(4096))
         self.max_record_bytes = max_record_bytes
         self.total_bytes = self.path.stat().st_size
         self.bytes_read = 0
@@ -68,7 +106,7 @@ class RecordStream:
         if self.format == "parquet":
             return self._parquet()
         with open(self.path, "rb") as f:
-            head = f.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
+            head, _ = first_content(f)
         if head[:1] == b"[":
             if self.format == "jsonl":
                 raise FileFormatError("line 1", "the file is a JSON array, not JSON Lines; use the 'alpaca' format")
@@ -116,6 +154,9 @@ class RecordStream:
                     if line.strip():
                         yield self._line_problem(where, line, exc)
                     continue
+                if type(obj) is dict and (key := _repeated_key(line, obj)) is not None:
+                    yield RecordProblem(where, f"the key {key!r} appears twice in one object; which value is meant?")
+                    continue
                 yield self._map(obj, where)
 
     @staticmethod
@@ -130,6 +171,8 @@ class RecordStream:
     # -- JSON arrays -------------------------------------------------------------------------------
     def _json_array(self) -> Iterator[Item]:
         with open(self.path, "rb") as raw:
+            if raw.read(len(UTF8_BOM)) != UTF8_BOM:
+                raw.seek(0)
             checked = _Utf8CheckedReader(raw)
             buffered = io.BufferedReader(checked, buffer_size=1 << 16)
             n = 0
@@ -138,7 +181,11 @@ class RecordStream:
                     n += 1
                     self.bytes_read = checked.bytes_read
                     where = f"record {n}"
-                    size = len(orjson.dumps(obj))
+                    try:
+                        size = len(orjson.dumps(obj))
+                    except orjson.JSONEncodeError:
+                        yield _too_deep(where)
+                        continue
                     if size > self.max_record_bytes:
                         yield _size_problem(where, size, self.max_record_bytes)
                         continue
@@ -160,7 +207,7 @@ class RecordStream:
         delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
         with open(self.path, "rb") as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
-            reader = csv.reader(text, delimiter=delimiter)
+            reader = csv.reader(text, delimiter=delimiter, strict=True)
             try:
                 header = next(reader, None)
             except UnicodeDecodeError as exc:
@@ -189,6 +236,10 @@ class RecordStream:
                             where,
                             f"a field is over the {self.max_record_bytes:,}-byte limit "
                             "(RETORT_IMPORT_MAX_RECORD_BYTES)",
+                        ) from None
+                    if "unexpected end of data" in str(exc):
+                        raise FileFormatError(
+                            where, "a quoted field is still open at the end of the file (truncated?)"
                         ) from None
                     raise FileFormatError(where, f"malformed CSV: {exc}") from None
                 row_no += 1
