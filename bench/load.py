@@ -4,12 +4,14 @@ with 200,000 instructions and their review backlog, driven by locust from a seco
     make bench-load                       # installs locust into .venv-load, then runs this
     .venv/bin/python bench/load.py [--size 200000] [--db retort_loadbench] [--workers 4]
         [--browsers 12] [--api-reviewers 4] [--api-readers 8] [--spawn-rate 4] [--seconds 90]
-        [--locust .venv-load/bin/locust] [--json bench/out/load.json] [--note "machine loaded"]
+        [--think-scale 1.0] [--light-seconds 30] [--locust .venv-load/bin/locust] [--json bench/out/load.json]
+        [--note "what else ran"]
 
 The data is bench/review_queue_data.py's (built once per database and size, reused afterwards, the
 queues reset at each run). This process prepares the database, writes the plan (accounts, session
-cookies, tokens, ids: bench/out/load_plan.json), collects the static files, starts gunicorn on a free
-port of 127.0.0.1, runs locust headless for a fixed user count, spawn rate and run time, and prints
+cookies, tokens, ids: $RETORT_VAR_DIR/load/*_plan.json), collects the static files, starts gunicorn on a free
+port of 127.0.0.1, warms its workers, runs a short light-load pass (one user of each kind, no think
+time: the server nearly alone), then locust headless for a fixed user count, spawn rate and run time, and prints
 throughput, p50/p95/p99 and errors per route group (bench/load_mix.py names the groups), with the
 server's own count of 5xx answers from its access log and the double-claim check of the queues.
 """
@@ -94,15 +96,19 @@ def make_plan(host: str, *, browsers: int, api_reviewers: int, api_readers: int,
 
 
 # --- the results table ----------------------------------------------------------------------------------
-def table(rows: list[dict], seconds: float) -> str:
-    """Markdown: per route group its requests, throughput, p50/p95/p99 (ms) and failures, then the total."""
-    out = [
-        "| route group | requests | req/s | p50 ms | p95 ms | p99 ms | failed |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+def table(rows: list[dict], seconds: float, light: list[dict] | None = None) -> str:
+    """Markdown: per route group its requests, throughput, p50/p95/p99 (ms) and failures, then the total;
+    with `light`, the p50 of the light-load run beside them."""
+    alone = {r["group"]: r["p50"] for r in light or ()}
+    extra = (" p50 ms, light load |", "---:|") if light else ("", "")
+    out = [f"| route group | requests | req/s | p50 ms | p95 ms | p99 ms | failed |{extra[0]}",
+           f"|---|---:|---:|---:|---:|---:|---:|{extra[1]}"]  # fmt: skip
     for r in rows:
         pcts = " | ".join(f"{r[p]:,.0f}" for p in PCTS)
-        out.append(f"| {r['group']} | {r['n']:,} | {r['n'] / seconds:.1f} | {pcts} | {r['failed']} |")
+        line = f"| {r['group']} | {r['n']:,} | {r['n'] / seconds:.1f} | {pcts} | {r['failed']} |"
+        if light:
+            line += f" {alone[r['group']]:,.0f} |" if r["group"] in alone else " – |"
+        out.append(line)
     return "\n".join(out)
 
 
@@ -209,15 +215,20 @@ def server_5xx(logs: Path) -> dict[str, int]:
     return found
 
 
-def run_locust(args, plan_path: Path, port: int, prefix: Path) -> None:
-    total = args.browsers + args.api_reviewers + args.api_readers
-    cmd = [args.locust, "-f", str(REPO / "bench" / "locustfile.py"), "--headless", "--host", f"http://127.0.0.1:{port}",
-           "--users", str(total), "--spawn-rate", str(args.spawn_rate), "--run-time", f"{args.seconds}s",
+def run_locust(locust: str, plan: dict, port: int, prefix: Path, spawn_rate: float, seconds: int):
+    """One headless locust run of the plan's users; (rows by group, failures, wall seconds)."""
+    plan_path = prefix.with_name(prefix.name + "_plan.json")
+    plan_path.write_text(json.dumps(plan))
+    cmd = [locust, "-f", str(REPO / "bench" / "locustfile.py"), "--headless", "--host", f"http://127.0.0.1:{port}",
+           "--users", str(sum(plan["counts"].values())), "--spawn-rate", str(spawn_rate), "--run-time", f"{seconds}s",
            "--stop-timeout", "15", "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
            "--exit-code-on-error", "0"]  # fmt: skip
     # The locust process gets a clean environment: its own venv, nothing of Retort's settings.
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "LOAD_PLAN": str(plan_path)}
-    subprocess.run(cmd, env=env, check=True, timeout=args.seconds + 120)
+    started = time.time()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, timeout=seconds + 120)
+    rows, failures = from_locust_csv(prefix)
+    return ordered(rows), failures, time.time() - started
 
 
 def main() -> None:
@@ -231,6 +242,8 @@ def main() -> None:
     parser.add_argument("--api-readers", type=int, default=8, help="API clients with a viewer's token")
     parser.add_argument("--spawn-rate", type=float, default=4.0, help="users started per second")
     parser.add_argument("--seconds", type=int, default=90, help="locust's run time")
+    parser.add_argument("--think-scale", type=float, default=1.0, help="times the think time (0: none, a stress run)")
+    parser.add_argument("--light-seconds", type=int, default=30, help="the light-load run first (0: none)")
     parser.add_argument("--locust", default=str(REPO / ".venv-load" / "bin" / "locust"))
     parser.add_argument("--json", default=str(OUT / "load.json"))
     parser.add_argument("--note", default="", help="what else ran on the machine")
@@ -247,46 +260,46 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     call_command("collectstatic", interactive=False, verbosity=0)  # DEBUG off serves the manifest's files
     port = free_port()
-    think = {"browsers": [1.0, 3.0], "api": [0.5, 1.5]}
+    # Seconds each user waits between steps (a reviewer reads the item; a script paces itself).
+    think = {"browsers": [1.0 * args.think_scale, 3.0 * args.think_scale],
+             "api": [0.5 * args.think_scale, 1.5 * args.think_scale]}  # fmt: skip
     plan = make_plan(f"127.0.0.1:{port}", browsers=args.browsers, api_reviewers=args.api_reviewers,
                      api_readers=args.api_readers, think_s=think)  # fmt: skip
-    OUT.mkdir(parents=True, exist_ok=True)
-    plan_path = OUT / "load_plan.json"
-    plan_path.write_text(json.dumps(plan))
     before = reviews_max_ids(url)
     from django.db import connections
 
     connections.close_all()
     server = start_gunicorn(port, args.workers, logs)
-    prefix = logs / "locust"
+    light = None
     try:
         warmed = warm_up(port, plan, args.workers)
-        (logs / "access.log").write_text("")  # the 5xx count is the run's own
+        if args.light_seconds:  # one user of each kind, no think time: the server's latency nearly alone
+            counts = {kind: min(1, n) for kind, n in plan["counts"].items()}
+            light_plan = {**plan, "counts": counts, "think_s": {"browsers": [0, 0], "api": [0, 0]}}
+            light, _, _ = run_locust(args.locust, light_plan, port, logs / "light", 3, args.light_seconds)
+        (logs / "access.log").write_text("")  # the 5xx count is the main run's own
         load_before = os.getloadavg()
-        started = time.time()
-        run_locust(args, plan_path, port, prefix)
-        wall = time.time() - started
+        rows, failures, wall = run_locust(args.locust, plan, port, logs / "locust", args.spawn_rate, args.seconds)
     finally:
         stop(server)
-    rows, failures = from_locust_csv(prefix)
-    rows = ordered(rows)
     import review_queue_load as rq
 
     checks = rq.double_claims(before["assignment"], before["verdict"], {})
     errors_5xx = server_5xx(logs)
-    report(args, marker, built, rows, failures, errors_5xx, checks, load_before, wall, warmed)
+    report(args, marker, built, rows, failures, errors_5xx, checks, load_before, wall, warmed, light)
     result = {"args": vars(args), "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
               "load_average_before": load_before, "load_average_after": os.getloadavg(), "wall_s": round(wall, 1),
               "rows": rows, "failures": failures, "server_5xx": errors_5xx, "checks": checks,
               "marker": marker, "built": built, "warm_up_requests": warmed,
-              "table": table(rows, args.seconds)}  # fmt: skip
+              "light_load": light, "table": table(rows, args.seconds, light)}  # fmt: skip
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=1, default=str))
     print(f"\nwritten: {args.json}")
     if failures or errors_5xx or checks["tasks_over_required"] or checks["votes_twice_by_one_reviewer"]:
         raise SystemExit("the run had failed requests, 5xx answers or double claims (above)")
 
 
-def report(args, marker, built, rows, failures, errors_5xx, checks, load_before, wall, warmed) -> None:
+def report(args, marker, built, rows, failures, errors_5xx, checks, load_before, wall, warmed, light) -> None:
     size = marker["size"]
     users = args.browsers + args.api_reviewers + args.api_readers
     print(f"\nmachine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}; load average before {load_before[0]:.2f},"
@@ -296,8 +309,10 @@ def report(args, marker, built, rows, failures, errors_5xx, checks, load_before,
     print(f"server: gunicorn, {args.workers} sync workers, PostgreSQL; client: locust, {users} users"
           f" ({args.browsers} browser reviewers, {args.api_reviewers} API reviewers, {args.api_readers} API readers),"
           f" spawn rate {args.spawn_rate}/s, run time {args.seconds} s (wall {wall:.0f} s)"
-          f" after {warmed} warm-up reads\n")  # fmt: skip
-    print(table(rows, args.seconds))
+          f" after {warmed} warm-up reads; think time x{args.think_scale}\n")  # fmt: skip
+    if light:
+        print(f"light load: one user of each kind, no think time, {args.light_seconds} s, before the run\n")
+    print(table(rows, args.seconds, light))
     print(f"\nfailed requests: {sum(f['count'] for f in failures)}")
     for f in failures:
         print(f"  {f['count']:>5} x {f['group']}: {f['error']}")
