@@ -4,8 +4,8 @@ with 200,000 instructions and their review backlog, driven by locust from a seco
     make bench-load                       # installs locust into .venv-load, then runs this
     .venv/bin/python bench/load.py [--size 200000] [--db retort_loadbench] [--workers 4]
         [--browsers 12] [--api-reviewers 4] [--api-readers 8] [--spawn-rate 4] [--seconds 90]
-        [--think-scale 1.0] [--light-seconds 30] [--locust .venv-load/bin/locust] [--json bench/out/load.json]
-        [--note "what else ran"]
+        [--think-scale 1.0] [--rounds 0] [--light-seconds 30] [--locust .venv-load/bin/locust]
+        [--json bench/out/load.json] [--note "what else ran"]
 
 The data is bench/review_queue_data.py's (built once per database and size, reused afterwards, the
 queues reset at each run). This process prepares the database, writes the plan (accounts, session
@@ -34,10 +34,13 @@ API_READERS = [f"bench-api-{i:02d}" for i in range(1, 41)]
 PCTS = ("p50", "p95", "p99")
 
 
-def make_plan(host: str, *, browsers: int, api_reviewers: int, api_readers: int, think_s: dict, seed=1) -> dict:
+def make_plan(
+    host: str, *, browsers: int, api_reviewers: int, api_readers: int, think_s: dict, seed=1, rounds: int = 0
+) -> dict:
     """The accounts the users log in as, and the ids their requests pick from (Django set up on the
     bench database). Browser reviewers get a real session (the session engine's own rows, as a login
-    makes them); API clients a token. The reviewers are spread over the rounds waiting for review."""
+    makes them); API clients a token. The reviewers are spread over the rounds waiting for review (the
+    first `rounds` of them; 0: all)."""
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.db.models import Max, Min
@@ -54,8 +57,8 @@ def make_plan(host: str, *, browsers: int, api_reviewers: int, api_readers: int,
         raise SystemExit(f"at most {len(REVIEWERS)} reviewers in all and {len(API_READERS)} API readers")
     User = get_user_model()
     dataset = Dataset.objects.get(name=DATASET)
-    rounds = list(Round.objects.filter(status=Round.Status.WAITING_REVIEW).order_by("pk"))
-    scopes = [{"experiment": r.experiment_id, "round": r.pk} for r in rounds]
+    waiting = list(Round.objects.filter(status=Round.Status.WAITING_REVIEW).order_by("pk"))
+    scopes = [{"experiment": r.experiment_id, "round": r.pk} for r in waiting[: rounds or None]]
 
     def session(name):
         client = Client()
@@ -79,7 +82,7 @@ def make_plan(host: str, *, browsers: int, api_reviewers: int, api_readers: int,
         "instruction_ids": [ids["lo"], ids["hi"]],
         "categories": list(CATEGORIES),
         "search_words": list(SEARCH_WORDS),
-        "experiments": sorted({r.experiment_id for r in rounds}),
+        "experiments": sorted({r.experiment_id for r in waiting}),
         "session_cookie": settings.SESSION_COOKIE_NAME,
         "counts": {"browsers": browsers, "api_reviewers": api_reviewers, "api_readers": api_readers},
         "think_s": think_s,
@@ -243,6 +246,7 @@ def main() -> None:
     parser.add_argument("--spawn-rate", type=float, default=4.0, help="users started per second")
     parser.add_argument("--seconds", type=int, default=90, help="locust's run time")
     parser.add_argument("--think-scale", type=float, default=1.0, help="times the think time (0: none, a stress run)")
+    parser.add_argument("--rounds", type=int, default=0, help="reviewers share the first N open rounds (0: all)")
     parser.add_argument("--light-seconds", type=int, default=30, help="the light-load run first (0: none)")
     parser.add_argument("--locust", default=str(REPO / ".venv-load" / "bin" / "locust"))
     parser.add_argument("--json", default=str(OUT / "load.json"))
@@ -264,7 +268,7 @@ def main() -> None:
     think = {"browsers": [1.0 * args.think_scale, 3.0 * args.think_scale],
              "api": [0.5 * args.think_scale, 1.5 * args.think_scale]}  # fmt: skip
     plan = make_plan(f"127.0.0.1:{port}", browsers=args.browsers, api_reviewers=args.api_reviewers,
-                     api_readers=args.api_readers, think_s=think)  # fmt: skip
+                     api_readers=args.api_readers, think_s=think, rounds=args.rounds)  # fmt: skip
     before = reviews_max_ids(url)
     from django.db import connections
 
