@@ -4,11 +4,15 @@ judge, generator and classifier endpoints) and `gpu` (training and evaluation, o
 Routing is by the module a task lives in, so a new task lands on the right queue without a setting.
 """
 
+import logging
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import worker_init, worker_ready
+from celery.utils.dispatch import Signal
 from kombu import Queue
+
+logger = logging.getLogger(__name__)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -51,6 +55,31 @@ app.conf.update(
 )
 app.autodiscover_tasks()
 
+# Sent (with the consumer as sender, as worker_ready is) each time a worker's consumer connects to the broker
+# again after losing it. A Redis broker restarted without persistence comes back empty: every queued task
+# (an experiment's advance, an endpoint's runner) is gone, and nothing else would queue them again until a
+# worker restarts. Receivers run the same recovery as at start-up; the database says what is unfinished.
+broker_reconnected = Signal(name="broker_reconnected")
+
+
+class _ReconnectSweep(bootsteps.StartStopStep):
+    """A consumer step: Celery starts the consumer's steps again after every reconnection."""
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, parent, **kwargs):
+        super().__init__(parent, **kwargs)
+        self.connected_before = False
+
+    def start(self, parent):
+        if self.connected_before:  # the first start is worker_ready's
+            logger.warning("Reconnected to the broker: re-queueing work whose messages it may have lost")
+            broker_reconnected.send(sender=parent)
+        self.connected_before = True
+
+
+app.steps["consumer"].add(_ReconnectSweep)
+
 
 @worker_init.connect
 def say_mode(sender=None, **kwargs):
@@ -60,8 +89,10 @@ def say_mode(sender=None, **kwargs):
 
 
 @worker_ready.connect
+@broker_reconnected.connect
 def recover_on_start(sender=None, **kwargs):
-    """A worker that starts after a crash picks up what the dead one left, without waiting for beat."""
+    """A worker that starts after a crash picks up what the dead one left, without waiting for beat; so does
+    one that reconnects after a broker restart."""
     from apps.core.recovery import stale_work_recover
 
     stale_work_recover()

@@ -15,6 +15,7 @@ from apps.llm.classifier_training import classifier_version_build
 from apps.llm.lease import lease_acquire, lease_release, lease_seconds_left
 from apps.llm.models import LLMCall, LLMEndpoint
 from apps.llm.runner import run_endpoint
+from config.celery import broker_reconnected
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def resume_pending_calls() -> list[int]:
 
 
 @worker_ready.connect
+@broker_reconnected.connect
 def _resume_after_start(sender=None, **kwargs):
     try:
         queues = {queue.name for queue in sender.task_consumer.queues}

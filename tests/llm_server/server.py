@@ -51,6 +51,9 @@ class Faults:
     api_key: str | None = None
     chunked: bool = False  # send replies with Transfer-Encoding: chunked instead of Content-Length
     seed: int = 0
+    # Draw each request's fault from (seed, request hash, how often that hash came before) instead of one
+    # stream in arrival order: which calls fail is then the same in every run, however they interleave.
+    per_request: bool = False
 
 
 @dataclass
@@ -78,6 +81,7 @@ class LLMTestServer:
         self.faults = faults or Faults()
         self.stats = Stats()
         self._rng = random.Random(self.faults.seed)
+        self._seen: dict[str, int] = {}  # request hash -> requests seen with it (per_request draws)
         self._server: asyncio.base_events.Server | None = None
         self._in_flight = 0
         self._handlers: set[asyncio.Task] = set()
@@ -201,9 +205,17 @@ class LLMTestServer:
         bucket[key] = bucket.get(key, 0) + 1
         self.stats.events.append((time.monotonic(), request_hash, outcome))
 
+    def _rng_for(self, request_hash: str) -> random.Random:
+        if not (self.faults.per_request and request_hash):
+            return self._rng
+        seen = self._seen.get(request_hash, 0)
+        self._seen[request_hash] = seen + 1
+        return random.Random(f"{self.faults.seed}:{request_hash}:{seen}")
+
     async def _chat(self, headers: dict, request: dict):
-        faults, rng = self.faults, self._rng
+        faults = self.faults
         request_hash = headers.get(REQUEST_HASH_HEADER, "")
+        rng = self._rng_for(request_hash)
         model = str(request.get("model", ""))
         if faults.api_key is not None and headers.get("authorization") != f"Bearer {faults.api_key}":
             sent = headers.get("authorization", "").removeprefix("Bearer ")

@@ -63,3 +63,20 @@ def test_a_finished_training_job_wakes_its_experiment(sent):
     round_ = Round.objects.create(experiment=experiment, index=1)
     training_job_finished.send(sender=None, job_id=1, round_id=round_.pk, status="succeeded")
     assert sent == [(wake.ADVANCE_TASK, experiment.pk)]
+
+
+def test_a_wake_up_the_broker_refuses_fails_quietly_and_holds_back_no_later_one(monkeypatch):
+    """A Redis restart makes sending raise; the step that woke the experiment has committed, so the wake-up
+    must not fail it (the reconnect sweep wakes it again), nor keep the once-only key that would swallow the
+    next wake-up."""
+    from kombu.exceptions import OperationalError
+
+    def refuse(name, *args):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(wake, "send", refuse)
+    assert wake.wake(41) is False
+    calls = []
+    monkeypatch.setattr(wake, "send", lambda name, *args: calls.append((name, *args)))
+    assert wake.wake(41) is True
+    assert calls == [(wake.ADVANCE_TASK, 41)]

@@ -62,7 +62,7 @@ def test_retry_asks_the_teacher_again_and_the_fresh_reply_is_the_outcome(
     llm_server, monkeypatch, django_capture_on_commit_callbacks
 ):
     kicked = []
-    monkeypatch.setattr(kick, "send_on_commit", lambda name, *args: kicked.append((name, *args)))
+    monkeypatch.setattr(kick, "send_on_commit_if_reachable", lambda name, *args: kicked.append((name, *args)))
     endpoint, call, task = _unparsable_call(llm_server)
     cost = call.cost
     with django_capture_on_commit_callbacks(execute=True):
@@ -86,7 +86,7 @@ def test_retry_asks_the_teacher_again_and_the_fresh_reply_is_the_outcome(
 def test_a_retried_reply_that_is_unparsable_again_comes_back_to_the_queue(
     llm_server, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(kick, "send_on_commit", lambda name, *args: None)
+    monkeypatch.setattr(kick, "send_on_commit_if_reachable", lambda name, *args: None)
     endpoint, call, task = _unparsable_call(llm_server)
     with django_capture_on_commit_callbacks(execute=True):
         review_decide(reviewer=reviewer(), task_id=task.pk, decision="retry")
