@@ -126,17 +126,22 @@ def queue_agreement(*, kind: str, round_ids: Iterable[int] | None = None) -> Agr
         " GROUP BY a.task_id, v.decision"
         "), sizes AS (SELECT task_id, SUM(n) AS m FROM votes GROUP BY task_id HAVING SUM(n) >= 2)"
     )
-    by_decision = (
-        votes + " SELECT votes.decision, SUM(votes.n), SUM(votes.n * (votes.n - 1) / 2)"  # noqa: S608
-        " FROM votes JOIN sizes ON sizes.task_id = votes.task_id GROUP BY votes.decision"
+    # One statement: PostgreSQL computes the votes once for both the per-decision sums and the totals
+    # (two statements over the same CTE cost 0.25 s each on the overview at 200,000 tasks). With no task
+    # of two votes there is no row, and the totals are zero.
+    query = (
+        votes + ", agg AS (SELECT votes.decision AS decision, SUM(votes.n) AS n,"  # noqa: S608
+        " SUM(votes.n * (votes.n - 1) / 2) AS agree FROM votes JOIN sizes ON sizes.task_id = votes.task_id"
+        " GROUP BY votes.decision)"
+        " SELECT decision, n, agree, (SELECT COUNT(*) FROM sizes),"
+        " (SELECT COALESCE(SUM(m * (m - 1) / 2), 0) FROM sizes) FROM agg"
     )
-    totals = votes + " SELECT COUNT(*), COALESCE(SUM(m * (m - 1) / 2), 0) FROM sizes"  # noqa: S608
     params = [SUBMITTED, kind, *round_params]
     with connection.cursor() as cursor:
-        cursor.execute(by_decision, params)
-        rows = cursor.fetchall()
-        cursor.execute(totals, params)
-        tasks, pairs = cursor.fetchone()
+        cursor.execute(query, params)
+        found = cursor.fetchall()
+    rows = [(decision, n, agree) for decision, n, agree, _, _ in found]
+    tasks, pairs = (found[0][3], found[0][4]) if found else (0, 0)
     return pooled_kappa(
         category_votes={decision: int(n) for decision, n, _ in rows},
         agreeing_pairs=sum(int(agree) for _, _, agree in rows),
