@@ -168,6 +168,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Django's model backend, refusing a (user name, address) pair locked out by too many failed sign-ins.
+AUTHENTICATION_BACKENDS = ["apps.core.login_limits.RateLimitedModelBackend"]
+RETORT_LOGIN_MAX_FAILURES = env_int("RETORT_LOGIN_MAX_FAILURES", 5)  # 0 turns the limit off
+RETORT_LOGIN_WINDOW_S = env_int("RETORT_LOGIN_WINDOW_S", 15 * 60)
+RETORT_LOGIN_LOCKOUT_S = env_int("RETORT_LOGIN_LOCKOUT_S", 15 * 60)
+# A login lasts a working day, not Django's two weeks: a laptop left logged in holds operator rights for
+# hours, not weeks. The session cookie is out of reach of page scripts; both cookies stay off other sites'
+# forms (Lax) and, in production, off plain HTTP (the security section below). The CSRF cookie stays
+# readable: every page carries the same token in its HTML, so HttpOnly would protect nothing.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.core.login_limits import LoginView
+
 urlpatterns = [
     path("", include("apps.console.urls")),
     path("datasets/", include("apps.datasets.urls")),
@@ -9,6 +11,7 @@ urlpatterns = [
     path("experiments/", include("apps.experiments.urls")),
     path("training/", include("apps.training.urls")),
     path("review/", include("apps.console.review_urls")),
+    path("accounts/login/", LoginView.as_view(), name="login"),  # Django's, with the failed sign-in limit
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),

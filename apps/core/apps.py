@@ -11,9 +11,13 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
+        from django.contrib import admin
         from django.db.models.signals import post_migrate
 
+        from apps.core import login_limits  # connects the login signals that count failed sign-ins
+
         post_migrate.connect(_ensure_role_groups, sender=self, dispatch_uid="retort-role-groups")
+        admin.site.login_form = login_limits.LimitedAdminAuthenticationForm
 
 
 def _ensure_role_groups(using=None, **kwargs) -> None:
