@@ -226,6 +226,8 @@ if not RUN_MODE.is_embedded:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Error reports (the DEBUG page, error e-mails) hide LLM keys by value as well as secrets by name.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "apps.core.error_reports.KeyHidingFilter"
 
 # --- REST API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
