@@ -98,13 +98,15 @@ def _set(data: dict, path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-def check_new_experiment(cleaned: Mapping[str, Any]) -> Checked:
+def check_new_experiment(cleaned: Mapping[str, Any], refused: Mapping[str, list[str]] | None = None) -> Checked:
     """Parse and resolve the form's config with its friendly fields applied. Without a friendly field the
-    text is parsed as written, so each problem also names its line."""
+    text is parsed as written, so each problem also names its line. `refused` is the form's own errors:
+    text the form field itself refused (a NUL character) never reaches cleaned_data."""
     checked = Checked()
     text = cleaned.get("config") or ""
     if not text.strip():
-        checked.problems.append(("config", "paste a config (YAML or JSON) or pick a demo above"))
+        reason = " ".join((refused or {}).get("config", []))
+        checked.problems.append(("config", reason or "paste a config (YAML or JSON) or pick a demo above"))
         return checked
     values = _friendly_values(cleaned, checked)
     filled = set(values) | set(checked.field_errors)

@@ -29,7 +29,7 @@ def experiment_new(request):
         return _render(request, form, demo=demo)
     form = NewExperimentForm(request.POST)
     form.is_valid()  # every field is optional text: this only fills cleaned_data
-    checked = check_new_experiment(form.cleaned_data)
+    checked = check_new_experiment(form.cleaned_data, refused=form.errors)
     for name, problems in checked.field_errors.items():
         for problem in problems:
             form.add_error(name, problem)

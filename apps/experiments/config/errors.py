@@ -30,7 +30,10 @@ def describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return repr(value)
+        try:
+            return repr(value)
+        except ValueError:  # an int past Python's 4,300-digit conversion limit (YAML reads hex without one)
+            return f"a {value.bit_length():,}-bit number"
     if isinstance(value, str):
         text = json.dumps(value, ensure_ascii=False)
         return text if len(text) <= 60 else text[:57] + '…"'

@@ -107,7 +107,7 @@ def coerce(field: Field, value: Any) -> Any:
             raise Invalid(
                 f"expected {'a number' if field.kind == 'float' else 'a whole number'}, got {describe(value)}"
             )
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):  # (a huge int would overflow isfinite)
             raise Invalid(f"expected a finite number, got {describe(value)}")
         if field.kind == "int":
             if isinstance(value, float) and not value.is_integer():

@@ -25,6 +25,8 @@ _Loader.add_implicit_resolver(
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 100_000  # with aliases expanded: a "billion laughs" document stops here, not in memory
+# The YAML and JSON readers recurse once per level; past Python's limit they raise RecursionError.
+TOO_DEEP = "lists and mappings are nested too deeply (a config needs a few levels)"
 
 
 class _TooLarge(Exception):
@@ -54,10 +56,17 @@ def _walk(node: yaml.Node, path: Path, marks: dict[Path, int], problems: Problem
             _walk(item, (*path, index), marks, problems, budget)
 
 
-def _syntax_problem(error: yaml.YAMLError) -> str:
+def _syntax_problem(error: yaml.YAMLError, source: str) -> str:
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     what = getattr(error, "problem", None) or str(error).splitlines()[0]
     where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    context, start = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and start is not None and mark is not None and start.line != mark.line:
+        # what was open when the reader gave up, and where it began: an unclosed quote or bracket
+        where += f", {context} (line {start.line + 1}, column {start.column + 1})"
+    if isinstance(error, yaml.reader.ReaderError):  # a character YAML does not allow (a NUL, a control)
+        what = f"unacceptable character #x{error.character:04x}: special characters are not allowed"
+        where = f" (line {source.count(chr(10), 0, error.position) + 1})"
     return f"not valid YAML: {what}{where}"
 
 
@@ -80,18 +89,26 @@ def load_text(source: str | bytes, *, filename: str = "") -> tuple[Any, dict[Pat
         except json.JSONDecodeError as error:
             problem = f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
             raise ConfigError([(where, problem)], filename=filename) from None
+        except RecursionError:
+            raise ConfigError([(where, TOO_DEEP)], filename=filename) from None
     problems = Problems(filename=filename)
     marks: dict[Path, int] = {}
-    loader = _Loader(source)
+    loader = None
     try:
+        loader = _Loader(source)  # its reader refuses characters YAML does not allow, here already
         node = loader.get_single_node()
         yaml_data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         if filename.lower().endswith(".json"):
             return data, marks  # valid JSON that YAML 1.1 will not read: no line numbers, nothing else lost
-        raise ConfigError([(where, _syntax_problem(error))], filename=filename) from None
+        raise ConfigError([(where, _syntax_problem(error, source))], filename=filename) from None
+    except RecursionError:
+        raise ConfigError([(where, TOO_DEEP)], filename=filename) from None
+    except ValueError as error:  # int() of a number with more digits than Python converts (4,300)
+        raise ConfigError([(where, f"not valid YAML: {str(error).split(';')[0]}")], filename=filename) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is not None:
         try:
             _walk(node, (), marks, problems, [MAX_NODES])
@@ -99,5 +116,7 @@ def load_text(source: str | bytes, *, filename: str = "") -> tuple[Any, dict[Pat
             raise ConfigError(
                 [(where, f"more than {MAX_NODES:,} values (aliases expanded)")], filename=filename
             ) from None
+        except RecursionError:
+            raise ConfigError([(where, TOO_DEEP)], filename=filename) from None
     problems.raise_if_any()
     return (data if filename.lower().endswith(".json") else yaml_data), marks

@@ -281,6 +281,25 @@ def _budget(raw: Any, problems: Problems) -> dict:
     return budget
 
 
+def _nul_characters(data: Mapping, problems: Problems) -> None:
+    """Name every key and text holding a NUL character (U+0000): PostgreSQL stores it in neither text nor
+    JSON, so a lookup or the saved config would fail in the database instead of here. (YAML text cannot
+    hold one; a JSON body can, as \\u0000.) Walked with a stack, however deep the data."""
+    stack: list[tuple[tuple, object]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            problems.add(path, "contains a NUL character (\\u0000)")
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if isinstance(key, str) and "\x00" in key:
+                    problems.add((*path, key), "the key contains a NUL character (\\u0000)")
+                else:
+                    stack.append(((*path, key), item))
+        elif isinstance(value, list | tuple):
+            stack.extend(((*path, index), item) for index, item in enumerate(value))
+
+
 def parse_config(source: str | bytes | Mapping, *, filename: str = "") -> ExperimentConfig:
     """Validate a config; raises ConfigError naming every problem. Pure: reads no database."""
     if isinstance(source, str | bytes):
@@ -293,6 +312,7 @@ def parse_config(source: str | bytes | Mapping, *, filename: str = "") -> Experi
         problems.add((), f"expected a mapping of config keys ({', '.join(TOP_LEVEL[:3])}, …), got {got}")
         problems.raise_if_any()
     problems.check_keys(data, (), TOP_LEVEL)
+    _nul_characters(data, problems)
 
     name = None
     if data.get("name") is None:
