@@ -97,13 +97,13 @@ def test_a_gpu_worker_trains_builtin_tiny_and_registers_its_artifact(gpu_workers
 def test_a_second_worker_given_the_same_message_starts_no_second_run(gpu_workers, tmp_path):
     first = gpu_workers(RETORT_TRAINER_MODULE=FAKE)
     round_, snapshot, data = make_round(tmp_path)
-    # 40 steps of 0.5 s: the first worker must still be busy with the job when the duplicate arrives, or
-    # it would take the duplicate itself (a second worker starts slowly on a loaded machine).
-    spec = {"base_model": "m", "data_path": data, "max_steps": 40, "fake": {"sleep_s": 0.5}}
+    # The run holds before step 3 until the duplicate has been dealt with: the first worker must still be busy
+    # with the job when the duplicate arrives, or it would take the duplicate itself.
+    release = tmp_path / "release"
+    spec = {"base_model": "m", "data_path": data, "max_steps": 6, "fake": {"hold_at": 3, "hold_file": str(release)}}
     job = training_job_enqueue(round_id=round_.pk, snapshot_id=snapshot.pk, spec=spec)
     wait_for(lambda: _job(job.pk).steps >= 2, 60, "the first run to make progress", first)
     second = gpu_workers(RETORT_TRAINER_MODULE=FAKE)
-    assert not _job(job.pk).is_finished, "the first run ended before the second worker was up; lengthen it"
     send(RUN_TRAINING_TASK, job.pk)  # the message again, as a broker redelivers it
     wait_for(
         lambda: "run_training_job" in second.output() and "succeeded in" in second.output(),
@@ -111,10 +111,11 @@ def test_a_second_worker_given_the_same_message_starts_no_second_run(gpu_workers
         "the second worker to take and drop the duplicate",
         second,
     )
+    release.touch()
     wait_for(lambda: _job(job.pk).is_finished, 60, "the job to finish", first)
     job = _job(job.pk)
     assert (job.status, job.attempts, len(_starts(job))) == ("succeeded", 1, 1)
-    assert TrainingMetric.objects.filter(job=job, name="loss").count() == 40
+    assert TrainingMetric.objects.filter(job=job, name="loss").count() == 6
 
 
 def test_a_worker_killed_mid_run_leaves_a_job_the_next_worker_resumes(gpu_workers, tmp_path):

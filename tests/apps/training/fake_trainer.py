@@ -5,7 +5,9 @@ Training (spec without prompts_path): one metrics.jsonl line per step, a checkpo
 after every step and resume from it, final/ with a fake safetensors file, result.json; exit 0. SIGTERM:
 checkpoint, exit 3. The spec's `fake` object steers it: sleep_s a step, crash_at (exit 1 at that step, on
 the first start only unless crash_always), ignore_term (SIGTERM does nothing: the caller must SIGKILL),
-wrong_sha (report a wrong sha256 for a file). Every start appends "pid start_step" to starts.log.
+wrong_sha (report a wrong sha256 for a file), hold_at + hold_file (before that step, wait until the file
+exists: a test decides when the run may go on, whatever the machine's load). Every start appends
+"pid start_step" to starts.log.
 Generation (spec with prompts_path): answers "echo: <prompt>"; FAKE_GENERATOR_FAIL=1 in the environment
 exits 1, FAKE_GENERATOR_SLEEP_S sleeps first (the generator's spec has no room for test switches).
 """
@@ -42,6 +44,8 @@ def _train(spec: dict) -> int:
                 (out / "result.json").write_text(json.dumps({"status": "cancelled", "steps": step - 1}))
                 return 3
             time.sleep(float(fake.get("sleep_s", 0.0)))
+            while step == fake.get("hold_at") and not Path(fake["hold_file"]).exists() and not stop:
+                time.sleep(0.05)
             if step == fake.get("crash_at") and (first_start or fake.get("crash_always")):
                 print("Traceback: fake crash", file=sys.stderr, flush=True)
                 (out / "result.json").write_text(json.dumps({"status": "failed", "error": "RuntimeError: fake crash"}))
