@@ -3,12 +3,13 @@ key with a bounded, strictly checked page size; query-string filters declared as
 like a request body, so a wrong type is a 400 naming the parameter, and documented in the schema); and
 detail lookups whose 404 says which row is missing."""
 
+from django.core.validators import MaxValueValidator
 from django.http import Http404
 from drf_spectacular.extensions import OpenApiFilterExtension
 from rest_framework import exceptions, generics, serializers
 from rest_framework.filters import BaseFilterBackend
 
-from apps.core.api_pagination import IdCursor, NewestCursor
+from apps.core.api_pagination import MAX_ID, IdCursor, NewestCursor
 
 
 class QueryFilter(BaseFilterBackend):
@@ -50,8 +51,26 @@ class QueryFilterExtension(OpenApiFilterExtension):
         return params
 
 
+def bounded_id(field: serializers.IntegerField) -> serializers.IntegerField:
+    """`field` with an upper bound of MAX_ID, where it has none: a larger number is no id of any row, and
+    the query it would make overflows the database's integer (a 500 on SQLite and PostgreSQL)."""
+    if field.max_value is None:
+        field.max_value = MAX_ID
+        message = field.error_messages["max_value"].format(max_value=MAX_ID)
+        field.validators.append(MaxValueValidator(MAX_ID, message=message))
+    return field
+
+
 class FilterSerializer(serializers.Serializer):
-    """Base of a list's filters: every field optional, nothing else allowed in the query string is read."""
+    """Base of a list's filters: every field optional, nothing else allowed in the query string is read.
+    Whole-number filters are bounded by the largest id (`bounded_id`)."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for field in fields.values():
+            if isinstance(field, serializers.IntegerField):
+                bounded_id(field)
+        return fields
 
 
 def not_found(label: str, pk) -> exceptions.NotFound:
@@ -99,4 +118,13 @@ class DetailApi(NamedNotFoundMixin, generics.RetrieveAPIView):
     """One row by id; a 404 names the row."""
 
 
-__all__ = ["DetailApi", "FilterSerializer", "IdCursor", "ListApi", "NewestCursor", "get_or_404", "not_found"]
+__all__ = [
+    "DetailApi",
+    "FilterSerializer",
+    "IdCursor",
+    "ListApi",
+    "NewestCursor",
+    "bounded_id",
+    "get_or_404",
+    "not_found",
+]

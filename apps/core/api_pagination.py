@@ -6,6 +6,7 @@ from rest_framework.pagination import CursorPagination
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
+MAX_ID = 2**63 - 1  # the largest primary key (a signed 64-bit integer); beyond it a query overflows
 
 
 class IdCursor(CursorPagination):
@@ -30,6 +31,19 @@ class IdCursor(CursorPagination):
                 {"page_size": [f"A whole number from 1 to {self.max_page_size}; got {raw[:40]!r}."]}
             )
         return size
+
+    def decode_cursor(self, request):
+        """A cursor that decodes but does not hold an id (hand-made or garbled) is refused like one that does
+        not decode; DRF would hand the text to the id lookup, which fails with a 500."""
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                valid = 0 <= int(cursor.position) <= MAX_ID
+            except ValueError:
+                valid = False
+            if not valid:
+                raise exceptions.NotFound(self.invalid_cursor_message)
+        return cursor
 
     def get_schema_operation_parameters(self, view):
         params = super().get_schema_operation_parameters(view)

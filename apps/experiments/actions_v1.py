@@ -9,11 +9,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
-from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import get_or_404
+from apps.core.api_parsers import JSONParser
 from apps.core.api_schema import ApiErrorSerializer
 from apps.core.permissions import IsOperator, IsViewer
 from apps.experiments.apis_v1 import ExperimentListApi

@@ -4,6 +4,7 @@ actions_v1.py, export_apis.py)."""
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
+from apps.core.api_pagination import MAX_ID
 from apps.experiments.exports.models import FORMAT_CHOICES, ExportJob
 from apps.experiments.exports.services import MAX_IDS
 from apps.experiments.models import Evaluation, EvaluationCategory, Experiment, Round, StageRun
@@ -272,11 +273,16 @@ class ExportStartSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=[value for value, _ in FORMAT_CHOICES])
     dataset = serializers.CharField(required=False, max_length=200, help_text="A dataset's id or name.")
     experiment = serializers.CharField(required=False, max_length=200, help_text="An experiment's id or name.")
-    round = serializers.IntegerField(required=False, min_value=1, help_text="The round's index (with experiment).")
+    round = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="The round's index (with experiment)."
+    )
     category = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
     origin = serializers.CharField(required=False, default="", allow_blank=True, max_length=16)
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=MAX_IDS, help_text="Instruction ids."
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        required=False,
+        max_length=MAX_IDS,
+        help_text="Instruction ids.",
     )
     provenance = serializers.BooleanField(default=False, help_text="Add origin, seed and round to each record.")
     scores = serializers.BooleanField(default=False, help_text="Add the judge's scores.")

@@ -39,11 +39,21 @@ ENDPOINT_FIELDS = (
 )
 
 
+# The most requests one endpoint keeps in flight, as an experiment config's inline endpoint allows: the
+# runner reads a window of pending calls a few times this size into memory.
+MAX_CONCURRENCY = 10_000
+
+
 def _check_endpoint(endpoint: LLMEndpoint) -> None:
     if endpoint.is_offline and not endpoint.model:
         # Offline backends answer from a dataset; the backend's name stands in for a model name.
         endpoint.model = endpoint.backend
     endpoint.full_clean()
+    if endpoint.max_concurrency > MAX_CONCURRENCY:
+        raise RetortError(
+            f"Max concurrency is at most {MAX_CONCURRENCY:,} requests in flight; got {endpoint.max_concurrency:,}.",
+            field="max_concurrency",
+        )
     if endpoint.backend == LLMEndpoint.Backend.OPENAI and not endpoint.base_url:
         raise RetortError("An OpenAI-compatible endpoint needs a base URL.", field="base_url")
     needs_dataset = endpoint.backend != LLMEndpoint.Backend.LOCAL_CLASSIFIER
