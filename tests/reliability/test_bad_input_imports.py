@@ -11,6 +11,7 @@ never evaluated. The files are made in tmp_path by the builders below.
 
 import bz2
 import gzip
+import html
 import io
 import json
 import lzma
@@ -313,6 +314,30 @@ def test_a_malformed_upload_fails_its_job_with_the_message_and_changes_nothing(
     _expect(job.message, fragments)
     followed = operator_api.get(f"/api/v1/imports/{job.pk}/").json()
     assert followed["status"] == "failed" and followed["imported"] == 0
+    assert changed_tables(before, db_fingerprint(ignore=[ImportJob])) == []
+
+
+BY_PAGE = LIGHT[1::6]  # and a sixth through the upload page, whose job page must show the message
+
+
+@pytest.mark.parametrize("case", BY_PAGE, ids=[c[0] for c in BY_PAGE])
+def test_a_malformed_file_uploaded_on_the_page_shows_why_on_its_job_page(tmp_path, target, client, settings, case):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    case_id, name, content, fmt, fragments = case
+    path = _write(tmp_path, name, content)
+    client.force_login(user_without_password(Role.OPERATOR))
+    before = db_fingerprint(ignore=[ImportJob])
+    upload = SimpleUploadedFile(name, path.read_bytes(), content_type="application/octet-stream")
+    form = {"file": upload, "dataset_name": NAME_OVERRIDES.get(case_id, "target"), "format": fmt}
+    response = client.post("/datasets/import/", form)
+    if response.status_code == 200:  # the form itself refused it (a name over 200 characters)
+        assert "at most 200 characters" in html.unescape(response.content.decode())
+        return
+    assert response.status_code == 302, response.content[:300]
+    job = import_job_run(job_id=ImportJob.objects.latest("pk").pk)
+    page = html.unescape(client.get(response["Location"]).content.decode())
+    assert job.status == ImportJob.Status.FAILED
+    _expect(page, fragments)
     assert changed_tables(before, db_fingerprint(ignore=[ImportJob])) == []
 
 
