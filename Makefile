@@ -54,7 +54,7 @@ $(LOAD_STAMP): bench/requirements-load.txt
 	@touch $@
 
 bench-load: install $(LOAD_STAMP)
-	$(BIN)/python bench/load.py $(BENCH_LOAD_ARGS)
+	$(BIN)/python bench/load.py --locust $(LOAD_VENV)/bin/locust $(BENCH_LOAD_ARGS)
 
 clean:
 	rm -rf var/
