@@ -175,7 +175,7 @@ REFUSED = [
     # repeated keys
     ("repeated-instruction-key", "s.jsonl", jsonl(GOOD, b'{"instruction": "a", "instruction": "b"}'), "auto",
      ["line 2", "the key 'instruction' appears twice"]),
-    ("repeated-key-spaced", "s.jsonl", jsonl(b'{"instruction" : "a", "output": "x", "output" : "y"}'), "auto",
+    ("repeated-output-key", "s.jsonl", jsonl(b'{"instruction": "a", "output": "x", "output": "y"}'), "auto",
      ["line 1", "the key 'output' appears twice"]),
     ("repeated-key-in-a-turn", "s.jsonl", jsonl(b'{"conversations": [{"from": "human", "value": "a", "value": "b"}]}'),
      "auto", ["line 1", "the key 'value' appears twice"]),
