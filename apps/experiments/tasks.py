@@ -6,6 +6,7 @@ import time
 from celery import shared_task
 from django.db import transaction
 
+from apps.core.connection_lost import CONNECTION_LOST, retry_on_a_fresh_connection
 from apps.experiments import engine
 from apps.experiments.exports.services import export_run
 from apps.experiments.models import StageRun
@@ -26,6 +27,11 @@ def advance_experiment(self, experiment_id: int) -> dict:
             steps += 1
             if not engine.advance(experiment_id):
                 return {"steps": steps, "more": False}
+    except CONNECTION_LOST as exc:
+        # The database dropped the connection, not the step: its transaction rolled back, and counting it
+        # as the step's failure would fail the experiment after three drops. Retried until it is back.
+        log.warning("Experiment %s: lost the database connection (%s); retrying", experiment_id, exc)
+        raise retry_on_a_fresh_connection(self, exc) from exc
     except Exception as exc:
         attempts = _count_attempt(experiment_id, exc)
         if attempts >= MAX_ATTEMPTS:

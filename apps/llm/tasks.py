@@ -10,6 +10,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.core.cache import cache
 
+from apps.core.connection_lost import CONNECTION_LOST, retry_on_a_fresh_connection
 from apps.llm import conf
 from apps.llm.classifier_training import classifier_version_build
 from apps.llm.lease import lease_acquire, lease_release, lease_seconds_left
@@ -28,8 +29,18 @@ def _has_pending(endpoint_id: int) -> bool:
     return LLMCall.objects.filter(endpoint_id=endpoint_id, status=LLMCall.Status.PENDING).exists()
 
 
-@shared_task(acks_late=True, soft_time_limit=MAX_RUN_S + 300, time_limit=MAX_RUN_S + 600)
-def process_pending_calls(endpoint_id: int) -> dict:
+@shared_task(bind=True, acks_late=True, soft_time_limit=MAX_RUN_S + 300, time_limit=MAX_RUN_S + 600)
+def process_pending_calls(self, endpoint_id: int) -> dict:
+    try:
+        return _process_pending_calls(endpoint_id)
+    except CONNECTION_LOST as exc:
+        # Calls whose replies were not yet recorded stay pending in the ledger; the lease this run could not
+        # give back runs out by itself, and the retry waits for it.
+        log.warning("LLM run on endpoint %s lost its database connection (%s); retrying", endpoint_id, exc)
+        raise retry_on_a_fresh_connection(self, exc) from exc
+
+
+def _process_pending_calls(endpoint_id: int) -> dict:
     endpoint = LLMEndpoint.objects.filter(pk=endpoint_id).first()
     if endpoint is None:
         return {"skipped": "no such endpoint"}

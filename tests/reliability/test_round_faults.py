@@ -12,8 +12,12 @@ import time
 import pytest
 from django.db import connection
 
+from apps.experiments.models import StageRun
 from apps.llm.models import LLMCall
-from tests.integration.test_experiment_kill import _migrated_rows_from_the_snapshot  # noqa: F401 - autouse
+from tests.integration.test_experiment_kill import (
+    WINDOW,
+    _migrated_rows_from_the_snapshot,  # noqa: F401 - autouse
+)
 from tests.integration.worker import wait_for
 from tests.llm_server.server import Faults
 from tests.reliability.harness import (
@@ -25,6 +29,7 @@ from tests.reliability.harness import (
     lion_round,
     replies_by_hash,
     rows_equal,
+    sent_by_hash,
     start_workers,
     this_process_on,
     waiting_on_calls,
@@ -130,27 +135,50 @@ def test_a_broker_restarted_mid_stage_changes_nothing(workers, broker, appendonl
     assert_no_call_paid_twice(result)
 
 
-def _drop_connections(experiment_id: int) -> None:
-    """Terminate every other session on the test database (the workers') while the judge waits on its calls,
-    while generate collects, and while the round trains."""
-    for stage in ("judge", "generate", "train"):
-        wait_for(lambda s=stage: _stage_started(experiment_id, s), 120, f"{stage} to start")
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+def _terminate_others() -> int:
+    """Terminate every other session on the test database (the workers'); how many there were."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
 
 
-def _stage_started(experiment_id: int, stage: str) -> bool:
-    from apps.experiments.models import StageRun
+def _drops_through(stages: tuple[str, ...], terminated: list[int], finished: list):
+    """Drop the workers' connections every few tenths of a second from the first stage's start until the
+    last one is done: advances, the LLM runner and the training task each lose theirs mid-work. Notes, at
+    each drop, the requests whose calls the ledger had finished."""
 
-    return StageRun.objects.filter(round__experiment_id=experiment_id, name=stage).exclude(status="pending").exists()
+    def during(experiment_id: int) -> None:
+        wait_for(lambda: _status(experiment_id, stages[0]) != "pending", 120, f"{stages[0]} to start")
+        deadline = time.monotonic() + 120
+        while _status(experiment_id, stages[-1]) != "done" and time.monotonic() < deadline:
+            done = LLMCall.objects.filter(uses__experiment_id=experiment_id).exclude(status=LLMCall.Status.PENDING)
+            finished.append((time.monotonic(), set(done.values_list("request_hash", flat=True))))
+            terminated.append(_terminate_others())
+            time.sleep(0.3)
+
+    return during
+
+
+def _status(experiment_id: int, stage: str) -> str:
+    return StageRun.objects.get(round__experiment_id=experiment_id, name=stage).status
 
 
 @needs_postgres
 def test_database_connections_dropped_mid_stage_change_nothing(workers):
     reference = _reference(workers)
-    result = lion_round(lambda: workers["workers"], "lion-db-dropped", during=_drop_connections)
+    terminated, finished = [], []
+    during = _drops_through(("teacher_train", "judge"), terminated, finished)
+    result = lion_round(lambda: workers["workers"], "lion-db-dropped", during=during)
     rows_equal(result, reference, skip=())
-    assert_no_call_paid_twice(result)
+    assert sum(terminated) >= 10, f"the workers held connections to drop: {terminated}"
+    # A call in flight when the runner lost its connection is asked again (its reply was never recorded);
+    # a call the ledger had finished never is: no reply comes a second after a drop that saw it finished.
+    for at, request_hash, outcome in result["events"]:
+        if outcome == 200:
+            assert not any(request_hash in done for seen, done in finished if seen < at - 1.0), "paid twice"
+    assert set(sent_by_hash(result["events"])) == set(result["ledger"]), "one ledger row per request sent"
+    again = [h for h, n in replies_by_hash(result["events"]).items() if n > 1]
+    assert len(again) <= WINDOW * len(terminated), "only calls in flight at a drop are asked again"
