@@ -135,6 +135,8 @@ _USE_ROLLUP = dict(
     invalid=Count("id", filter=Q(call__status=LLMCall.Status.INVALID)),
     failed=Count("id", filter=Q(call__status=LLMCall.Status.FAILED)),
     pending=Count("id", filter=Q(call__status=LLMCall.Status.PENDING)),
+    # Calls that took more than one attempt (a rate limit, a server error, a timeout, a dropped connection).
+    retried=Count("id", filter=Q(call__attempts__gt=1)),
     prompt_tokens=Sum("call__prompt_tokens", filter=_PAID),
     completion_tokens=Sum("call__completion_tokens", filter=_PAID),
     cost=Sum("call__cost", filter=_PAID),

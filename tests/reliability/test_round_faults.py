@@ -11,9 +11,10 @@ import time
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 
 from apps.experiments.models import StageRun
-from apps.llm.models import LLMCall
+from apps.llm.models import LLMCall, LLMCallUse
 from tests.integration.test_experiment_kill import (
     WINDOW,
     _migrated_rows_from_the_snapshot,  # noqa: F401 - autouse
@@ -91,7 +92,7 @@ def _reference(workers) -> dict:
     return _REFERENCE
 
 
-def test_a_provider_failing_thirty_percent_of_requests_changes_nothing(workers):
+def test_a_provider_failing_thirty_percent_of_requests_changes_nothing(workers, admin_client):
     reference = _reference(workers)
     result = lion_round(lambda: workers["workers"], "lion-faulty-llm", faults=FAULTS, timeout_s=CLIENT_TIMEOUT_S)
     rows_equal(result, reference)
@@ -107,6 +108,14 @@ def test_a_provider_failing_thirty_percent_of_requests_changes_nothing(workers):
     retried = [call for call in result["ledger"].values() if call.attempts > 1]
     assert sum(call.attempts - 1 for call in retried) == faults[429] + faults[500] + faults["timeout"]
     assert len(replies_by_hash(result["events"])) == len(result["ledger"])
+    # The experiment's costs page says what happened: the retried calls and the invalid replies.
+    # The page counts uses (a call an experiment used twice, twice).
+    uses = LLMCallUse.objects.filter(experiment=result["experiment"])
+    page = admin_client.get(reverse("experiments:costs", args=[result["experiment"].pk])).content.decode()
+    retried_uses = uses.filter(call__attempts__gt=1).count()
+    assert retried_uses >= len(retried)
+    assert f'data-testid="retried">{retried_uses} calls needed more than one attempt' in page
+    assert f"{uses.filter(call__status=LLMCall.Status.INVALID).count()} invalid" in page
 
 
 def _restart_broker_while_waiting(redis: RedisServer, stage: str):
