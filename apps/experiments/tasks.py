@@ -38,7 +38,9 @@ def advance_experiment(self, experiment_id: int) -> dict:
             log.exception("Experiment %s: a step failed %d times; failing it", experiment_id, attempts)
             engine.fail_experiment(experiment_id=experiment_id, reason=f"{type(exc).__name__}: {exc}")
             return {"steps": steps, "failed": str(exc)}
-        raise self.retry(exc=exc, countdown=2**attempts) from exc
+        # The stage run's attempts bound these retries, not Celery's count, which the connection-loss retries
+        # above also raise: past the task's max_retries, retry() would re-raise and the advance be lost.
+        raise self.retry(exc=exc, countdown=2**attempts, max_retries=self.request.retries + 1) from exc
     wake(experiment_id)  # more to do: continue in a fresh task
     return {"steps": steps, "more": True}
 
