@@ -78,7 +78,8 @@ def llm_server():
 
 def test_the_key_is_in_no_dump_page_api_body_log_or_export(keyed, llm_server, caplog, client_for, api_for):
     caplog.set_level(logging.DEBUG)
-    experiment = make_experiment(name="keyed-run", dataset=seed_dataset(3))
+    seeds = seed_dataset(3)
+    experiment = make_experiment(name="keyed-run", dataset=seeds)
     llm_calls_enqueue(
         endpoint=keyed,
         requests=teacher_requests(keyed, 3),
@@ -102,7 +103,7 @@ def test_the_key_is_in_no_dump_page_api_body_log_or_export(keyed, llm_server, ca
     for url in ("/api/v1/llm/endpoints/", "/api/v1/llm/calls/", f"/api/v1/experiments/{experiment.pk}/costs/"):
         texts[url] = api.get(url).content.decode()
     texts["api test"] = api_for(Role.OPERATOR).post(f"/api/v1/llm/endpoints/{keyed.pk}/test/").content.decode()
-    export = export_run(job_id=export_start(by=UserFactory(role=Role.VIEWER), fmt="openai", dataset="seeds-0").pk)
+    export = export_run(job_id=export_start(by=UserFactory(role=Role.VIEWER), fmt="openai", dataset=seeds.name).pk)
     for item in Path(export.output_dir).rglob("*"):
         if item.is_file():
             texts[f"export {item.name}"] = item.read_text(errors="replace")
