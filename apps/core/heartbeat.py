@@ -4,14 +4,23 @@ A job's heartbeat is written from inside its own long database transaction, wher
 stay invisible to everyone else until commit; the cache is outside that transaction. A heartbeat carries
 the job's live progress for the progress bar, and a fresh one lets recovery skip a job cheaply. It is
 only a hint of life: a cache can be restarted or evict keys, so a missing heartbeat never condemns a job
-on its own (the job's row lock decides; see apps.core.recovery).
+on its own (the job's row lock decides; see apps.core.recovery). So a cache that is down or restarting
+fails no job and no page: a beat is skipped, and a read finds none.
 """
 
+import contextlib
+import logging
 import os
 import socket
 import time
 
 from django.core.cache import cache
+
+from apps.core.enqueue import UNREACHABLE
+
+log = logging.getLogger(__name__)
+WARN_EVERY_S = 60  # an import beats many times a second: one warning a minute says enough
+_warned_at = 0.0
 
 TTL_S = 24 * 3600
 
@@ -25,11 +34,20 @@ def _key(kind: str, job_id: int) -> str:
 
 
 def heartbeat_touch(kind: str, job_id: int, **progress) -> None:
-    cache.set(_key(kind, job_id), {**progress, "at": time.time()}, TTL_S)
+    try:
+        cache.set(_key(kind, job_id), {**progress, "at": time.time()}, TTL_S)
+    except UNREACHABLE as exc:
+        global _warned_at
+        if time.monotonic() - _warned_at > WARN_EVERY_S:
+            _warned_at = time.monotonic()
+            log.warning("No heartbeat for %s job %s: the cache is unreachable (%s)", kind, job_id, exc)
 
 
 def heartbeat_get(kind: str, job_id: int) -> dict | None:
-    return cache.get(_key(kind, job_id))
+    try:
+        return cache.get(_key(kind, job_id))
+    except UNREACHABLE:
+        return None
 
 
 def heartbeat_age_s(kind: str, job_id: int) -> float | None:
@@ -38,4 +56,5 @@ def heartbeat_age_s(kind: str, job_id: int) -> float | None:
 
 
 def heartbeat_clear(kind: str, job_id: int) -> None:
-    cache.delete(_key(kind, job_id))
+    with contextlib.suppress(*UNREACHABLE):
+        cache.delete(_key(kind, job_id))

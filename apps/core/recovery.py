@@ -25,6 +25,8 @@ HEARTBEAT_RECOVERERS = [
     "apps.training.services.merge_job_recover_stale",
     # Not a job: wakes running experiments, whose advance task may have died with its worker.
     "apps.experiments.recovery.experiment_recover_stale",
+    # Exports have no heartbeat: queued ones whose message the broker refused or lost are sent again.
+    "apps.experiments.exports.services.export_job_recover_stale",
 ]
 
 

@@ -144,6 +144,9 @@ class ImportJob(TimeStampedModel):
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker that ran it last.")
     attempts = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    queue_unreachable_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the broker refused its message; the recovery sweep sends it again."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

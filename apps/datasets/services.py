@@ -12,7 +12,7 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from apps.core.enqueue import send, send_on_commit
+from apps.core.enqueue import job_resend_unsent, job_resend_waiting, send_job_on_commit
 from apps.core.errors import RetortError
 from apps.core.heartbeat import heartbeat_age_s, heartbeat_clear, heartbeat_touch, worker_identity
 from apps.core.roles import Role, require_role
@@ -64,7 +64,7 @@ def import_job_create(
         raise RetortError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
     with transaction.atomic():
         job.save()
-        send_on_commit(RUN_IMPORT_TASK, job.pk)
+        send_job_on_commit(RUN_IMPORT_TASK, ImportJob, job.pk)
     return job
 
 
@@ -79,7 +79,8 @@ def _claim(job_id: int) -> ImportJob | None:
         job.started_at = timezone.now()
         job.worker = worker_identity()
         job.attempts += 1
-        job.save(update_fields=["status", "started_at", "worker", "attempts", "updated_at"])
+        job.queue_unreachable_at = None
+        job.save(update_fields=["status", "started_at", "worker", "attempts", "queue_unreachable_at", "updated_at"])
     heartbeat_touch(HEARTBEAT_KIND, job_id, records=0, bytes=0, total=0)
     return job
 
@@ -173,7 +174,7 @@ def _requeue_if_abandoned(job_id: int, cutoff) -> bool:
             return False
         job.status = ImportJob.Status.QUEUED
         job.save(update_fields=["status", "updated_at"])
-        send_on_commit(RUN_IMPORT_TASK, job_id)
+        send_job_on_commit(RUN_IMPORT_TASK, ImportJob, job_id)
     return True
 
 
@@ -195,12 +196,6 @@ def import_job_recover_stale(*, stale_after_s: float) -> list[int]:
             # waiting for it timed out. The job is alive; the next sweep looks again.
             logger.info("Import job %s looks alive (the database is busy: %s); checking again later", job_id, exc)
             break
-    waiting = list(
-        ImportJob.objects.filter(status=ImportJob.Status.QUEUED, updated_at__lt=cutoff).values_list("pk", flat=True)
-    )
-    # Stamped so that a job waiting behind a long queue is re-sent once per stale period, not every sweep.
-    ImportJob.objects.filter(pk__in=waiting).update(updated_at=timezone.now())
-    for job_id in waiting:
-        send(RUN_IMPORT_TASK, job_id)
-        requeued.append(job_id)
-    return requeued
+    # Those the broker refused (down when they were queued): sent as soon as it is back.
+    resent = job_resend_unsent(RUN_IMPORT_TASK, ImportJob)
+    return requeued + resent + job_resend_waiting(RUN_IMPORT_TASK, ImportJob, queued_before=cutoff, skip=resent)

@@ -15,7 +15,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from apps.core.enqueue import send_on_commit
+from apps.core.enqueue import send_job_on_commit
 from apps.core.heartbeat import worker_identity
 from apps.training.models import (
     Artifact,
@@ -74,6 +74,7 @@ def job_claim(model, *, job_id: int, stale_after_s: float):
                 heartbeat_at=now,
                 worker=worker_identity(),
                 started_at=Coalesce("started_at", now),
+                queue_unreachable_at=None,
                 updated_at=now,
             )
         )
@@ -149,7 +150,7 @@ def training_job_finish(*, job_id: int, attempt: int, outcome: Outcome) -> Train
             return None
         job.status, job.exit_code, job.error = outcome.status, outcome.exit_code, outcome.error
         if outcome.status == JobStatus.QUEUED:
-            send_on_commit(RUN_TRAINING_TASK, job.pk)
+            send_job_on_commit(RUN_TRAINING_TASK, TrainingJob, job.pk)
         else:
             job.finished_at = timezone.now()
         job.save(update_fields=["status", "exit_code", "error", "finished_at", "updated_at"])
@@ -196,7 +197,7 @@ def generation_job_finish(*, job_id: int, attempt: int, outcome: Outcome) -> Gen
         job.status, job.exit_code, job.error = outcome.status, outcome.exit_code, outcome.error
         job.done_count = GenerationItem.objects.filter(job_id=job_id, text__isnull=False).count()
         if outcome.status == JobStatus.QUEUED:
-            send_on_commit(RUN_GENERATION_TASK, job.pk)
+            send_job_on_commit(RUN_GENERATION_TASK, GenerationJob, job.pk)
         else:
             job.finished_at = timezone.now()
         job.save(update_fields=["status", "exit_code", "error", "finished_at", "done_count", "updated_at"])
@@ -214,7 +215,7 @@ def merge_job_finish(*, job_id: int, attempt: int, outcome: Outcome) -> MergeJob
             return None
         job.status, job.exit_code, job.error = outcome.status, outcome.exit_code, outcome.error
         if outcome.status == JobStatus.QUEUED:
-            send_on_commit(RUN_MERGE_TASK, job.pk)
+            send_job_on_commit(RUN_MERGE_TASK, MergeJob, job.pk)
         else:
             job.finished_at = timezone.now()
         if outcome.artifact is not None:

@@ -41,6 +41,9 @@ class GpuJob(TimeStampedModel):
     log_path = models.CharField(max_length=1000, blank=True)
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
+    queue_unreachable_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the broker refused its message; the recovery sweep sends it again."
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.core.enqueue import send, send_on_commit
+from apps.core.enqueue import job_resend_unsent, job_resend_waiting, send_job_on_commit
 from apps.core.errors import RetortError
 from apps.core.roles import Role, require_role
 from apps.training import conf
@@ -96,7 +96,7 @@ def training_job_enqueue(*, round_id: int, snapshot_id: int, spec: dict, by=None
         folder = _job_folder("job", job.pk)
         job.output_dir, job.log_path = str(folder), str(folder / "train.log")
         job.save(update_fields=["output_dir", "log_path", "updated_at"])
-        send_on_commit(RUN_TRAINING_TASK, job.pk)
+        send_job_on_commit(RUN_TRAINING_TASK, TrainingJob, job.pk)
     return job
 
 
@@ -185,7 +185,7 @@ def training_generation_enqueue(
         GenerationItem.objects.bulk_create(
             [GenerationItem(job=job, key=key, prompt=prompt) for key, prompt in pairs], batch_size=1000
         )
-        send_on_commit(RUN_GENERATION_TASK, job.pk)
+        send_job_on_commit(RUN_GENERATION_TASK, GenerationJob, job.pk)
     return job
 
 
@@ -220,7 +220,7 @@ def artifact_merge(*, artifact_id: int, by) -> MergeJob:
         folder = _job_folder("merge", job.pk)
         job.output_dir, job.log_path = str(folder), str(folder / "merge.log")
         job.save(update_fields=["output_dir", "log_path", "updated_at"])
-        send_on_commit(RUN_MERGE_TASK, job.pk)
+        send_job_on_commit(RUN_MERGE_TASK, MergeJob, job.pk)
     return job
 
 
@@ -228,7 +228,8 @@ def _recover(model, task_name: str, *, stale_after_s: float) -> list[int]:
     now = timezone.now()
     dead = now - timedelta(seconds=stale_after_s)
     # A queued job normally has its message in the broker; one is re-sent only after a long wait, in case
-    # the send was lost (broker down at commit, a worker gone between receiving and claiming).
+    # the message was lost (a broker restarted without persistence, a worker gone between receiving and
+    # claiming). One the broker refused outright is marked so, and re-sent at once (job_resend_unsent).
     forgotten = now - timedelta(seconds=10 * stale_after_s)
     requeued = []
     stale = model.objects.filter(status=JobStatus.RUNNING).filter(Q(heartbeat_at__lt=dead) | Q(heartbeat_at=None))
@@ -240,14 +241,11 @@ def _recover(model, task_name: str, *, stale_after_s: float) -> list[int]:
                 .update(status=JobStatus.QUEUED, updated_at=now)
             )
             if moved:
-                send_on_commit(task_name, job_id)
+                send_job_on_commit(task_name, model, job_id)
                 requeued.append(job_id)
-    waiting = list(model.objects.filter(status=JobStatus.QUEUED, updated_at__lt=forgotten).values_list("pk", flat=True))
-    model.objects.filter(pk__in=waiting).update(updated_at=now)
-    for job_id in waiting:
-        send(task_name, job_id)
-        requeued.append(job_id)
-    return requeued
+    # Those the broker refused (down when they were queued): sent as soon as it is back.
+    resent = job_resend_unsent(task_name, model)
+    return requeued + resent + job_resend_waiting(task_name, model, queued_before=forgotten, skip=resent)
 
 
 def training_job_recover_stale(*, stale_after_s: float) -> list[int]:

@@ -42,6 +42,9 @@ class ExportJob(TimeStampedModel):
     error = models.TextField(blank=True)
     worker = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    queue_unreachable_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the broker refused its message; the recovery sweep sends it again."
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.core.enqueue import send_on_commit
+from apps.core.enqueue import job_resend_unsent, job_resend_waiting, send_job_on_commit
 from apps.core.errors import RetortError
 from apps.core.heartbeat import worker_identity
 from apps.core.roles import Role, require_role
@@ -333,7 +333,7 @@ def export_start(
     with transaction.atomic():
         job.full_clean()
         job.save()
-        send_on_commit(RUN_EXPORT_TASK, job.pk)
+        send_job_on_commit(RUN_EXPORT_TASK, ExportJob, job.pk)
     return job
 
 
@@ -350,8 +350,20 @@ def _claim(job_id: int) -> ExportJob | None:
         job.status, job.started_at, job.worker = ExportJob.Status.RUNNING, timezone.now(), worker_identity()
         job.attempts += 1
         job.done = 0
-        job.save(update_fields=["status", "started_at", "worker", "attempts", "done", "updated_at"])
+        job.queue_unreachable_at = None
+        job.save(
+            update_fields=["status", "started_at", "worker", "attempts", "done", "queue_unreachable_at", "updated_at"]
+        )
     return job
+
+
+def export_job_recover_stale(*, stale_after_s: float) -> list[int]:
+    """Send again the queued exports whose message is missing: at once those the broker refused, and ones
+    queued longer than `stale_after_s` (their message may have gone with a broker restarted without
+    persistence), stamped so that each is re-sent once a period. Only one delivery can claim a job."""
+    resent = job_resend_unsent(RUN_EXPORT_TASK, ExportJob)
+    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    return resent + job_resend_waiting(RUN_EXPORT_TASK, ExportJob, queued_before=cutoff, skip=resent)
 
 
 def export_run(*, job_id: int) -> ExportJob | None:

@@ -187,11 +187,13 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again_once_per_period(tmp_p
 
 def _record_sends(monkeypatch, sent: list) -> None:
     """Catch the import tasks the services send (by name, now or on commit) instead of queueing them."""
+    from apps.core import enqueue
     from apps.datasets import services
 
-    def record(name, job_id):
+    def record(name, model, job_id):
         assert name == services.RUN_IMPORT_TASK
         sent.append(job_id)
+        return True
 
-    monkeypatch.setattr(services, "send", record)
-    monkeypatch.setattr(services, "send_on_commit", record)
+    monkeypatch.setattr(enqueue, "send_job", record)
+    monkeypatch.setattr(services, "send_job_on_commit", record)

@@ -79,11 +79,13 @@ def test_a_running_job_whose_worker_is_gone_is_queued_again(tmp_path, monkeypatc
 
 def _record_sends(monkeypatch, sent: list) -> None:
     """Catch the import tasks the services send (by name, now or on commit) instead of queueing them."""
+    from apps.core import enqueue
     from apps.datasets import services
 
-    def record(name, job_id):
+    def record(name, model, job_id):
         assert name == services.RUN_IMPORT_TASK
         sent.append(job_id)
+        return True
 
-    monkeypatch.setattr(services, "send", record)
-    monkeypatch.setattr(services, "send_on_commit", record)
+    monkeypatch.setattr(enqueue, "send_job", record)
+    monkeypatch.setattr(services, "send_job_on_commit", record)

@@ -5,6 +5,7 @@ import json
 import pytest
 from django.db import transaction
 
+from apps.core import enqueue
 from apps.experiments.models import Experiment, Round, Snapshot
 from apps.training import lifecycle, services
 from tests.factories import DatasetFactory
@@ -48,13 +49,14 @@ def sent(monkeypatch):
     on-commit ones only when their transaction commits, as for real)."""
     messages = []
 
-    def now(name, *args):
-        messages.append((name, *args))
+    def now(name, model, job_id):
+        messages.append((name, job_id))
+        return True
 
-    def on_commit(name, *args):
-        transaction.on_commit(lambda: messages.append((name, *args)))
+    def on_commit(name, model, job_id):
+        transaction.on_commit(lambda: messages.append((name, job_id)))
 
     for module in (services, lifecycle):
-        monkeypatch.setattr(module, "send_on_commit", on_commit)
-    monkeypatch.setattr(services, "send", now)
+        monkeypatch.setattr(module, "send_job_on_commit", on_commit)
+    monkeypatch.setattr(enqueue, "send_job", now)  # the sweep's re-sends
     return messages
