@@ -10,7 +10,7 @@ from pathlib import Path
 import ijson
 import orjson
 
-from apps.datasets.formats.depth import DepthGuard
+from apps.core.json_depth import DepthGuard, NestedTooDeep
 from apps.datasets.formats.detect import FORMATS, UTF8_BOM, check_text_head, detect_format, first_content
 from apps.datasets.formats.mapping import MAPPERS
 from apps.datasets.formats.records import FileFormatError, Record, RecordProblem
@@ -78,7 +78,10 @@ class _Utf8CheckedReader(io.RawIOBase):
         except UnicodeDecodeError as exc:
             line = self.line + data.count(b"\n", 0, max(exc.start, 0))
             raise FileFormatError(f"line {line}", f"invalid UTF-8 ({exc.reason})") from None
-        self._depth.feed(data, self.line)
+        try:
+            self._depth.feed(data, self.line)
+        except NestedTooDeep as exc:
+            raise FileFormatError(f"line {exc.line}", str(exc)) from None
         self.line += data.count(b"\n")
         self.bytes_read += len(data)
         buffer[: len(data)] = data

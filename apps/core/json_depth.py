@@ -1,8 +1,10 @@
 """How deeply a JSON text nests its arrays and objects, checked on the bytes as they stream past.
 
-ijson keeps the path to the value it is building at every level, so a small file of nothing but
+Imports use it because ijson keeps the path to the value it is building at every level, so a small file of nothing but
 brackets makes it hold memory that grows with the square of the depth (a 100 KB file of 50,000 `[`
-took 6 GB). This guard refuses the file at the first bracket past the limit, before ijson sees it.
+took 6 GB). The API's parser uses it because Python's decoder recurses once a level, so whether a deep
+body parses would depend on how deep the stack already is. Either way the text is refused at the first
+bracket past a fixed limit, before a parser sees it.
 
 It works on whole chunks with bytes methods (C loops), not byte by byte: escaped backslashes and
 escaped quotes are removed, then everything but quotes, brackets and newlines, and the pieces between
@@ -10,7 +12,12 @@ quotes alternate between outside and inside a string. Only when a chunk could pa
 brackets walked one by one, to name the line.
 """
 
-from apps.datasets.formats.records import FileFormatError
+
+class NestedTooDeep(ValueError):
+    def __init__(self, line: int, limit: int):
+        super().__init__(f"arrays and objects are nested more than {limit} levels deep")
+        self.line, self.limit = line, limit
+
 
 _DROP = bytes(b for b in range(256) if b not in b'[]{}"\n')
 
@@ -44,8 +51,6 @@ class DepthGuard:
             elif byte in b"[{":
                 self.depth += 1
                 if self.depth > self.limit:
-                    raise FileFormatError(
-                        f"line {line}", f"arrays and objects are nested more than {self.limit} levels deep"
-                    )
+                    raise NestedTooDeep(line, self.limit)
             else:
                 self.depth -= 1
