@@ -8,9 +8,14 @@ process sees them. Three places use the limiter: the authentication backend refu
 every form that calls authenticate() (the site's login, the Django admin's); Django's login signals count
 failures and clear them; the login forms say, in words, when to try again, and the login page answers 429.
 There is no API sign-in to limit: API tokens are made by `manage.py drf_create_token`, not by a password.
+
+With the cache unreachable (Redis restarting) the limiter fails open and logs it: sign-in goes on
+unlimited for the outage rather than nobody being able to sign in, which would be a 500 for everyone.
 """
 
+import functools
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +29,10 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.dispatch import receiver
+
+from apps.core.enqueue import UNREACHABLE
+
+log = logging.getLogger(__name__)
 
 TOO_MANY_REQUESTS = 429
 
@@ -45,11 +54,24 @@ def client_address(request) -> str:
     return (request.META.get("REMOTE_ADDR") or "") if request is not None else ""
 
 
+def _open_when_unreachable(function):
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except UNREACHABLE as exc:
+            log.warning("Login limiter off: the cache is unreachable (%s)", exc)
+            return None
+
+    return guarded
+
+
 def _keys(username: str, address: str) -> tuple[str, str]:
     digest = hashlib.sha256(f"{username.strip().casefold()}\0{address}".encode()).hexdigest()[:32]
     return f"retort:login-failures:{digest}", f"retort:login-locked:{digest}"
 
 
+@_open_when_unreachable
 def locked_until(username: str, address: str) -> float | None:
     """The Unix time the pair's lockout ends, or None when it may try."""
     if not limits().max_failures or not username:
@@ -58,6 +80,7 @@ def locked_until(username: str, address: str) -> float | None:
     return until if until and until > time.time() else None
 
 
+@_open_when_unreachable
 def record_failure(username: str, address: str) -> float | None:
     """Count one failed sign-in; the lockout's end when this one reached the limit."""
     rules = limits()
@@ -78,6 +101,7 @@ def record_failure(username: str, address: str) -> float | None:
     return until
 
 
+@_open_when_unreachable
 def reset(username: str, address: str) -> None:
     cache.delete_many(list(_keys(username, address)))
 

@@ -106,3 +106,16 @@ def test_every_authenticate_call_is_refused_while_locked(rf):
         assert authenticate(request, username=user.username, password="wrong") is None
     assert authenticate(request, username=user.username, password=TEST_PASSWORD) is None
     assert authenticate(rf.post("/", REMOTE_ADDR=ELSEWHERE), username=user.username, password=TEST_PASSWORD) == user
+
+
+def test_with_the_cache_unreachable_sign_in_still_works_unlimited_and_says_so_in_the_log(caplog):
+    from tests.reliability.harness import free_port, this_process_on
+
+    user = UserFactory()
+    with this_process_on(f"redis://127.0.0.1:{free_port()}/0"):  # nothing listens there
+        for _ in range(3):
+            response, signed_in = _login(user.username, "wrong")
+            assert response.status_code == 200 and not signed_in
+        response, signed_in = _login(user.username, TEST_PASSWORD)
+    assert response.status_code == 302 and signed_in, "the limiter fails open, not with a 500"
+    assert "Login limiter off: the cache is unreachable" in caplog.text
