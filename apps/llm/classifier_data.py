@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.core.enqueue import send_on_commit
+from apps.core.enqueue import send_on_commit_if_reachable
 from apps.core.errors import RetortError
 from apps.core.heartbeat import worker_identity
 from apps.core.roles import Role, require_role
@@ -118,14 +118,14 @@ def classifier_retrain_queue(*, reason: str, by=None) -> tuple[ClassifierVersion
         if waiting is not None:
             if waiting.updated_at < timezone.now() - timedelta(seconds=RESEND_AFTER_S):
                 waiting.save(update_fields=["updated_at"])
-                send_on_commit(RETRAIN_TASK, waiting.pk)
+                send_on_commit_if_reachable(RETRAIN_TASK, waiting.pk)
             return waiting, False
         try:
             with transaction.atomic():
                 version = ClassifierVersion.objects.create(reason=reason, requested_by=by)
         except IntegrityError:  # another process queued one between our read and our insert
             return ClassifierVersion.objects.filter(status=V.QUEUED).first(), False
-        send_on_commit(RETRAIN_TASK, version.pk)
+        send_on_commit_if_reachable(RETRAIN_TASK, version.pk)  # a lost message is resent by the next ask
         return version, True
 
 
