@@ -161,6 +161,9 @@ def test_dataset_browsing_pages_by_cursor_and_filters(client_for):
 
     dataset = DatasetFactory()
     rows = [InstructionFactory(dataset=dataset, task_category="Math" if i % 2 else "Writing") for i in range(120)]
+    # One text no other row shares a word prefix with: the factory's numbered texts would (7 and 70-79).
+    rows[7].text = "Describe how volcanoes form."
+    rows[7].save(update_fields=["text"])
     client = client_for(Role.VIEWER)
     first = client.get(f"/datasets/{dataset.pk}/")
     assert first.context["page"].next_after == rows[49].pk and len(first.context["page"].rows) == 50
