@@ -1,6 +1,8 @@
 """The stand-in trainer (tests.apps.training.fake_trainer) with a pause per step taken from
 FAKE_TRAINER_SLEEP_S, so that a test can kill the gpu worker while the trainer subprocess runs (an
-experiment config has no room for the stand-in's own switches)."""
+experiment config has no room for the stand-in's own switches). With FAKE_TRAINER_HOLD_FILE set it also
+waits before step FAKE_TRAINER_HOLD_AT (default 3) while that file is missing: a test holds a run mid-way
+by removing the file and lets it go on by creating it again."""
 
 import argparse
 import json
@@ -17,7 +19,11 @@ def main() -> int:
     spec = json.loads(Path(parser.parse_args().spec).read_text())
     if "prompts_path" in spec:
         return fake_trainer._generate(spec)
-    spec.setdefault("fake", {}).setdefault("sleep_s", float(os.environ.get("FAKE_TRAINER_SLEEP_S", "0")))
+    fake = spec.setdefault("fake", {})
+    fake.setdefault("sleep_s", float(os.environ.get("FAKE_TRAINER_SLEEP_S", "0")))
+    if os.environ.get("FAKE_TRAINER_HOLD_FILE"):
+        fake.setdefault("hold_file", os.environ["FAKE_TRAINER_HOLD_FILE"])
+        fake.setdefault("hold_at", int(os.environ.get("FAKE_TRAINER_HOLD_AT", "3")))
     return fake_trainer._train(spec)
 
 

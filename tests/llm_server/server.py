@@ -54,6 +54,9 @@ class Faults:
     # Draw each request's fault from (seed, request hash, how often that hash came before) instead of one
     # stream in arrival order: which calls fail is then the same in every run, however they interleave.
     per_request: bool = False
+    # Replies wait while this is set (requests are taken and then held): a test keeps a stage in the middle
+    # of its calls for as long as it needs, whatever the machine's load, and clears it to let them finish.
+    hold: bool = False
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Stats:
     max_in_flight: int = 0
     chunked_replies: int = 0  # replies sent with Transfer-Encoding: chunked
     connections: int = 0  # connections accepted
+    held: int = 0  # requests waiting now for `hold` to clear
 
 
 class LLMTestServer:
@@ -228,6 +232,11 @@ class LLMTestServer:
             return status, {"error": {"message": f"forced status {status} for {model}"}}, {}
 
         draw = rng.random()
+        if self.faults.hold:
+            self.stats.held += 1
+            while self.faults.hold:
+                await asyncio.sleep(0.02)
+            self.stats.held -= 1
         if faults.latency_s or faults.jitter_s:
             await asyncio.sleep(faults.latency_s + rng.random() * faults.jitter_s)
         edges = [

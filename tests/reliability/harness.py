@@ -116,8 +116,8 @@ def waiting_on_calls(experiment_id: int, stage: str) -> bool:
 def lion_round(
     workers_of, name: str, *, faults: Faults | None = None, timeout_s: float | None = None, during=None
 ) -> dict:
-    """One small Lion round (the SIGKILL tests' config) against its own test server; `during(experiment_id)`
-    runs while it goes and injects the fault. `workers_of()` gives the workers serving it at the end (a
+    """One small Lion round (the SIGKILL tests' config) against its own test server; `during(experiment_id,
+    server)` runs while it goes and injects the fault. `workers_of()` gives the workers serving it at the end (a
     fault may replace them). Returns the round's rows, the server's events, the ledger and the experiment."""
     with ServerThread(faults or Faults(latency_s=LATENCY_S)) as server:
         config = _concurrency(_lion(server, name))
@@ -127,7 +127,7 @@ def lion_round(
         experiment = experiment_create(config=config)
         experiment_start(experiment_id=experiment.pk, auto_approve=True)
         if during is not None:
-            during(experiment.pk)
+            during(experiment.pk, server)
         experiment = _finished(experiment.pk, workers_of(), timeout=180)
         events = server.stats().events
         ledger = {

@@ -1,20 +1,26 @@
 """Faults outside the workers while a Lion round runs on real Celery workers: the LLM provider failing 30 % of
 its requests, the broker restarted (with and without persistence), the database dropping the workers'
-connections. Each round must end exactly as the undisturbed round of the same config (every row it wrote,
+connections, the production web server (gunicorn) killed and restarted while an operator watches the round
+over HTTP. Each round must end exactly as the undisturbed round of the same config (every row it wrote,
 compared by content), with every request answered once and recorded as one ledger row.
 
 On PostgreSQL the workers and this process use a private redis-server as broker and cache, so a case can
-kill it; on the embedded default only the provider's faults run (no broker server, no database server).
+kill it; on the embedded default only the provider's faults and the web server's restarts run (no broker
+server, no database server).
 """
 
+import signal
 import time
 
 import pytest
 from django.db import connection
 from django.urls import reverse
 
+from apps.core.roles import Role
 from apps.experiments.models import StageRun
 from apps.llm.models import LLMCall, LLMCallUse
+from apps.training.models import TrainingJob
+from tests.factories import TEST_PASSWORD, UserFactory
 from tests.integration.test_experiment_kill import (
     WINDOW,
     _migrated_rows_from_the_snapshot,  # noqa: F401 - autouse
@@ -27,6 +33,7 @@ from tests.reliability.harness import (
     REDIS_SERVER,
     RedisServer,
     assert_no_call_paid_twice,
+    experiment_status,
     lion_round,
     replies_by_hash,
     rows_equal,
@@ -35,6 +42,7 @@ from tests.reliability.harness import (
     this_process_on,
     waiting_on_calls,
 )
+from tests.reliability.web import Client, WebServer, collect_static
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.slow]
 needs_redis = pytest.mark.skipif(
@@ -76,7 +84,11 @@ def broker(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def workers(broker, tmp_path_factory):
-    holder = {"workers": start_workers(tmp_path_factory.mktemp("faults"), broker and broker.url)}
+    log_dir = tmp_path_factory.mktemp("faults")
+    # The trainer goes on past step 2 only while this file exists: the web case removes it to hold a job.
+    go = log_dir / "trainer-go"
+    go.touch()
+    holder = {"workers": start_workers(log_dir, broker and broker.url, FAKE_TRAINER_HOLD_FILE=go), "trainer_go": go}
     yield holder
     holder["workers"].stop()
 
@@ -119,7 +131,7 @@ def test_a_provider_failing_thirty_percent_of_requests_changes_nothing(workers, 
 
 
 def _restart_broker_while_waiting(redis: RedisServer, stage: str):
-    def during(experiment_id: int) -> None:
+    def during(experiment_id: int, _server) -> None:
         wait_for(lambda: waiting_on_calls(experiment_id, stage), 120, f"{stage} to wait on its calls")
         redis.kill()
         time.sleep(1)  # the workers notice and try to reconnect
@@ -159,7 +171,7 @@ def _drops_through(stages: tuple[str, ...], terminated: list[int], finished: lis
     last one is done: advances, the LLM runner and the training task each lose theirs mid-work. Notes, at
     each drop, the requests whose calls the ledger had finished."""
 
-    def during(experiment_id: int) -> None:
+    def during(experiment_id: int, _server) -> None:
         wait_for(lambda: _status(experiment_id, stages[0]) != "pending", 120, f"{stages[0]} to start")
         deadline = time.monotonic() + 120
         while _status(experiment_id, stages[-1]) != "done" and time.monotonic() < deadline:
@@ -191,3 +203,128 @@ def test_database_connections_dropped_mid_stage_change_nothing(workers):
     assert set(sent_by_hash(result["events"])) == set(result["ledger"]), "one ledger row per request sent"
     again = [h for h, n in replies_by_hash(result["events"]).items() if n > 1]
     assert len(again) <= WINDOW * len(terminated), "only calls in flight at a drop are asked again"
+
+
+# --- the web server restarted --------------------------------------------------------------------------------
+def _page(client: Client, path: str, state) -> tuple[str, tuple]:
+    """GET `path` until the database's `state()` was the same before and after the page was made (the
+    workers may be writing); the page and that state. A 200, not the login page: the session holds."""
+    deadline = time.monotonic() + 30
+    while True:
+        before = state()
+        status, _, page = client.get(path)
+        assert status == 200, f"GET {path}: {status}"
+        if state() == before:
+            return page, before
+        assert time.monotonic() < deadline, f"{path}: the state kept changing under the page"
+
+
+def _restart(web: WebServer, sig: int, workers: dict, experiment_id: int, client: Client) -> None:
+    """Stop the web server with `sig` and start it again on its port; while it is down the workers carry
+    on without it: alive, the round neither failed nor stuck, and the session cookie outlives it."""
+    cookie, before = client.cookies["sessionid"], experiment_status(experiment_id)
+    status = web.stop(sig)
+    assert status == (0 if sig == signal.SIGTERM else -sig), f"gunicorn exited with {status} on {sig!r}"
+    assert all(proc.proc.poll() is None for proc in workers["workers"].procs), "a worker died with the web server"
+    assert experiment_status(experiment_id) == before
+    assert not StageRun.objects.filter(round__experiment_id=experiment_id, status="failed").exists()
+    web.start()
+    assert client.cookies["sessionid"] == cookie
+    assert Client(web.port).get(reverse("console:experiment", args=[experiment_id]))[0] == 302, "pages need login"
+
+
+def _evaluate_held(experiment_id: int, server) -> bool:
+    """The student's evaluation has sent its judge calls and the test server holds them."""
+    run = StageRun.objects.get(round__experiment_id=experiment_id, name="evaluate")
+    return run.status == "running" and run.phase == "wait" and server.stats().held > 0
+
+
+def _restarts_through_training_and_evaluation(web: WebServer, workers: dict, user, seen: dict):
+    """Sign in over HTTP; with the training job held at step 2, SIGKILL the web server; with the evaluate
+    stage held between its calls, SIGTERM it, pause through the new server, SIGKILL it, resume. After
+    each start the old session cookie shows the pages as the database has them."""
+
+    def during(experiment_id: int, server) -> None:
+        client = Client(web.port)
+        client.login(user.username, TEST_PASSWORD)
+        experiment_page = reverse("console:experiment", args=[experiment_id])
+        job = wait_for(
+            lambda: TrainingJob.objects.filter(round__experiment_id=experiment_id, status="running", steps=2).first(),
+            120,
+            "the training job to stand at step 2",
+        )
+        job_page = reverse("training:job", args=[job.pk])
+
+        def job_state():
+            return tuple(TrainingJob.objects.filter(pk=job.pk).values_list("status", "steps").get())
+
+        for restart in (False, True):
+            if restart:
+                _restart(web, signal.SIGKILL, workers, experiment_id, client)
+            for path in (experiment_page, job_page):
+                page, (status, steps) = _page(client, path, job_state)
+                assert (status, steps) == ("running", 2)
+                assert 'data-testid="job-status" data-status="running"' in page
+                assert (f'data-testid="job-steps">{steps}<' if path == experiment_page else f"<dd>{steps}</dd>") in page
+        # The evaluation's judge calls are the next the server gets after training; held there, they stay
+        # out however long the restarts take.
+        server.configure(hold=True)
+        workers["trainer_go"].touch()
+        wait_for(lambda: _evaluate_held(experiment_id, server), 120, "evaluate to wait on its calls")
+
+        def stage_state():
+            return tuple(
+                StageRun.objects.filter(round__experiment_id=experiment_id, name="evaluate")
+                .values_list("status", "done", "total")
+                .get()
+            )
+
+        for sig in (None, signal.SIGTERM):
+            if sig:
+                _restart(web, sig, workers, experiment_id, client)
+            page, (status, done, total) = _page(client, experiment_page, stage_state)
+            assert status == "running" and done < total
+            assert 'data-stage="evaluate" data-status="running"' in page
+            assert f'data-testid="stage-counts">{done}/{total}<' in page
+        # An operator's action through the restarted server reaches the workers, and the next one's page
+        # says what was done and by whom.
+        pause = reverse("console:experiment-pause", args=[experiment_id])
+        assert client.post_form(pause, pause, {})[0] == 302
+        assert experiment_status(experiment_id) == "paused"
+        _restart(web, signal.SIGKILL, workers, experiment_id, client)
+        page, _ = _page(client, experiment_page, stage_state)
+        assert f'data-testid="status-reason">Paused by {user.username}.<' in page
+        assert 'data-stage="evaluate" data-status="paused"' in page
+        resume = reverse("console:experiment-resume", args=[experiment_id])
+        assert client.post_form(resume, resume, {})[0] == 302
+        assert experiment_status(experiment_id) == "running"
+        seen["restarts"] = web.starts - 1
+        server.configure(hold=False)
+
+    return during
+
+
+def test_the_web_server_restarted_mid_training_and_mid_stage_changes_nothing(workers, tmp_path):
+    reference = _reference(workers)
+    user = UserFactory(role=Role.OPERATOR)
+    logs = [proc.log_path for proc in workers["workers"].procs]
+    offsets = [path.stat().st_size for path in logs]
+    web = WebServer(tmp_path, **workers["workers"].env)
+    collect_static(web.env)
+    workers["trainer_go"].unlink()
+    seen = {}
+    try:
+        web.start()
+        during = _restarts_through_training_and_evaluation(web, workers, user, seen)
+        result = lion_round(lambda: workers["workers"], "lion-web-restart", during=during)
+    finally:
+        workers["trainer_go"].touch()
+        web.stop()
+    assert seen["restarts"] == 3
+    rows_equal(result, reference, skip=())
+    assert_no_call_paid_twice(result)
+    for path, offset in zip(logs, offsets, strict=True):  # and no task of the round failed or retried
+        with path.open() as log:
+            log.seek(offset)
+            text = log.read()
+        assert "ERROR" not in text and "Traceback" not in text, text[-3000:]
