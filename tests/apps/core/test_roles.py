@@ -1,3 +1,5 @@
+import io
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -42,6 +44,11 @@ def test_require_role_raises_permission_denied():
 
 def test_grant_role_command_replaces_the_previous_role():
     user = user_with_role(Role.OPERATOR)
+    out = io.StringIO()
+    call_command("grant_role", user.username, "viewer", stdout=out)
+    assert out.getvalue() == f"{user.username} is now a viewer.\n"
+    call_command("grant_role", user.username, "operator", stdout=out)
+    assert out.getvalue().endswith(f"{user.username} is now an operator.\n")
     call_command("grant_role", user.username, "viewer")
     user.refresh_from_db()
     assert sorted(user.groups.values_list("name", flat=True)) == ["viewer"]

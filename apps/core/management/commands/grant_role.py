@@ -17,4 +17,5 @@ class Command(BaseCommand):
             user_grant_role(username=username, role=Role.parse(role))
         except RetortError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(self.style.SUCCESS(f"{username} is now a {role}."))
+        article = "an" if role[0] in "aeiou" else "a"
+        self.stdout.write(self.style.SUCCESS(f"{username} is now {article} {role}."))
