@@ -50,6 +50,23 @@ def _safe_beat(beat: Callable[[], Beat], what: str) -> Beat:
         return Beat.OK
 
 
+def _stored(store: Callable, what: str, *, patience_s: float = 120.0):
+    """Run a write the job's end needs (the last metrics, the outcome) until the database takes it: a
+    connection dropped mid-write rolled its transaction back, so trying again is safe. Past `patience_s`
+    the error is raised, the task fails, and the sweep re-queues the job, whose next attempt finds the
+    trainer's result and metrics on disk."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return store()
+        except DatabaseError as exc:
+            if time.monotonic() > deadline:
+                raise
+            logger.warning("%s: the database refused a write (%s); trying again", what, exc)
+            close_old_connections()
+            time.sleep(1.0)
+
+
 def _supervise(child: Child, beat: Callable[[], Beat], what: str) -> tuple[Beat, bool]:
     """Poll the child until it exits, beating every heartbeat period. Returns (LOST or OK, cancelled)."""
     heartbeat_s, grace_s = conf.heartbeat_s(), conf.cancel_grace_s()
@@ -202,7 +219,7 @@ def training_job_run(*, job_id: int) -> TrainingJob | None:
             return None
         while True:  # the metrics written since the last beat, in batches
             before = tail.offset
-            if beat() is Beat.LOST:
+            if _stored(beat, what) is Beat.LOST:
                 return None
             if tail.offset == before:
                 break
@@ -219,7 +236,7 @@ def training_job_run(*, job_id: int) -> TrainingJob | None:
                 rc, cancelled=cancelled, attempts=attempt, log_path=job.log_path, error=str(result.get("error", ""))
             )
         logger.info("%s ended: exit %s, %s", what, rc, outcome.status)
-        return training_job_finish(job_id=job_id, attempt=attempt, outcome=outcome)
+        return _stored(lambda: training_job_finish(job_id=job_id, attempt=attempt, outcome=outcome), what)
 
 
 def _read_outputs(path: str) -> list[dict]:

@@ -244,3 +244,42 @@ def test_the_periodic_sweep_requeues_stale_training_and_leaves_live_jobs_alone(f
 
     resumed = training_job_run(job_id=stale.pk)
     assert (resumed.status, resumed.attempts) == ("succeeded", 2)
+
+
+def test_a_database_that_drops_the_last_writes_once_each_still_ends_the_job_with_every_metric(
+    fake_trainer, training_round, sent, heard, monkeypatch
+):
+    """PostgreSQL restarting as the trainer exits: the final beats and the outcome are written again, not
+    lost with a failed task (the job would stay 'running' until a sweep)."""
+    from django.db import OperationalError
+
+    from apps.training import running
+
+    monkeypatch.setattr(running.time, "sleep", lambda s: None)
+    refused, exited = [], []
+    supervise = running._supervise
+
+    def supervise_then_note(*args):
+        state = supervise(*args)
+        exited.append(True)  # the trainer has exited: the writes from here on are the job's last
+        return state
+
+    def once_each(function):
+        def write(**kwargs):
+            if exited and function.__name__ not in refused:
+                refused.append(function.__name__)
+                raise OperationalError("terminating connection due to administrator command")
+            return function(**kwargs)
+
+        return write
+
+    job = _job(training_round, max_steps=5, fake={"sleep_s": 0.05})
+    monkeypatch.setattr(running, "_supervise", supervise_then_note)
+    monkeypatch.setattr(running, "training_job_beat", once_each(running.training_job_beat))
+    monkeypatch.setattr(running, "training_job_finish", once_each(running.training_job_finish))
+    done = training_job_run(job_id=job.pk)
+    assert refused == ["training_job_beat", "training_job_finish"]
+    assert (done.status, done.attempts, done.steps) == ("succeeded", 1, 5)
+    assert TrainingMetric.objects.filter(job=job).count() == 6 * 5
+    assert Artifact.objects.filter(training_job=job).count() == 1
+    assert heard == [(job.pk, "succeeded")]
