@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -51,8 +52,8 @@ def _safe_beat(beat: Callable[[], Beat], what: str) -> Beat:
 
 
 def _stored(store: Callable, what: str, *, patience_s: float = 120.0):
-    """Run a write the job's end needs (the last metrics, the outcome) until the database takes it: a
-    connection dropped mid-write rolled its transaction back, so trying again is safe. Past `patience_s`
+    """Run a write a job's end needs (the last metrics or answers, the outcome) until the database takes
+    it: a connection dropped mid-write rolled its transaction back, so trying again is safe. Past `patience_s`
     the error is raised, the task fails, and the sweep re-queues the job, whose next attempt finds the
     trainer's result and metrics on disk."""
     deadline = time.monotonic() + patience_s
@@ -295,9 +296,11 @@ def generation_job_run(*, job_id: int) -> GenerationJob | None:
         if rc == 0:
             outputs = _read_outputs(job.output_path)
             for start in range(0, len(outputs), 2000):
-                if not generation_outputs_store(job_id=job_id, attempt=attempt, outputs=outputs[start : start + 2000]):
+                batch = outputs[start : start + 2000]
+                store = partial(generation_outputs_store, job_id=job_id, attempt=attempt, outputs=batch)
+                if not _stored(store, what):
                     return None
-            missing = GenerationItem.objects.filter(job_id=job_id, text__isnull=True).count()
+            missing = _stored(GenerationItem.objects.filter(job_id=job_id, text__isnull=True).count, what)
             outcome = (
                 Outcome(JobStatus.SUCCEEDED, rc)
                 if not missing
@@ -305,7 +308,7 @@ def generation_job_run(*, job_id: int) -> GenerationJob | None:
             )
         else:
             outcome = _ended(rc, cancelled=cancelled, attempts=attempt, log_path=job.log_path)
-        return generation_job_finish(job_id=job_id, attempt=attempt, outcome=outcome)
+        return _stored(lambda: generation_job_finish(job_id=job_id, attempt=attempt, outcome=outcome), what)
 
 
 def _merge_spec(job: MergeJob) -> dict:
@@ -363,4 +366,4 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
                 rc, cancelled=cancelled, attempts=attempt, log_path=job.log_path, error=str(result.get("error", ""))
             )
         logger.info("%s ended: exit %s, %s", what, rc, outcome.status)
-        return merge_job_finish(job_id=job_id, attempt=attempt, outcome=outcome)
+        return _stored(lambda: merge_job_finish(job_id=job_id, attempt=attempt, outcome=outcome), what)

@@ -60,3 +60,24 @@ def sent(monkeypatch):
         monkeypatch.setattr(module, "send_job_on_commit", on_commit)
     monkeypatch.setattr(enqueue, "send_job", now)  # the sweep's re-sends
     return messages
+
+
+def refuse_first_calls(monkeypatch, module, names, armed=lambda: True) -> list[str]:
+    """Make each named function of `module` raise a dropped-connection error on its first call once `armed()`
+    holds, as PostgreSQL restarting would; returns the names refused, in order."""
+    from django.db import OperationalError
+
+    refused = []
+
+    def wrap(function):
+        def write(*args, **kwargs):
+            if armed() and function.__name__ not in refused:
+                refused.append(function.__name__)
+                raise OperationalError("terminating connection due to administrator command")
+            return function(*args, **kwargs)
+
+        return write
+
+    for name in names:
+        monkeypatch.setattr(module, name, wrap(getattr(module, name)))
+    return refused

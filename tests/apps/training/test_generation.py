@@ -10,6 +10,7 @@ from apps.training.running import generation_job_run
 from apps.training.selectors import artifact_latest_for_round, generation_outputs
 from apps.training.services import generation_job_cancel, training_generation_enqueue
 from apps.training.signals import generation_job_finished
+from tests.apps.training.conftest import refuse_first_calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,3 +99,17 @@ def test_a_cancelled_generation_never_runs(fake_trainer, training_round, sent):
     queued = _enqueue(round_)
     assert generation_job_cancel(job_id=queued.pk).status == "cancelled"
     assert generation_job_run(job_id=queued.pk) is None
+
+
+def test_a_database_that_drops_the_last_writes_once_each_still_stores_every_answer(
+    fake_trainer, training_round, sent, monkeypatch
+):
+    from apps.training import running
+
+    round_, _, _ = training_round
+    names = ("generation_job_beat", "generation_outputs_store", "generation_job_finish")
+    refused = refuse_first_calls(monkeypatch, running, names)
+    job = generation_job_run(job_id=_enqueue(round_).pk)
+    assert sorted(refused) == sorted(names)
+    assert (job.status, job.done_count, job.attempts) == ("succeeded", 3, 1)
+    assert [o.text for o in generation_outputs(job_id=job.pk)] == [f"echo: {p}" for _, p in PROMPTS]

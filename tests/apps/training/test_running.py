@@ -19,6 +19,7 @@ from apps.training.models import Artifact, JobStatus, TrainingJob, TrainingMetri
 from apps.training.running import training_job_run
 from apps.training.services import training_job_cancel, training_job_enqueue
 from apps.training.signals import training_job_finished
+from tests.apps.training.conftest import refuse_first_calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -251,12 +252,9 @@ def test_a_database_that_drops_the_last_writes_once_each_still_ends_the_job_with
 ):
     """PostgreSQL restarting as the trainer exits: the final beats and the outcome are written again, not
     lost with a failed task (the job would stay 'running' until a sweep)."""
-    from django.db import OperationalError
-
     from apps.training import running
 
-    monkeypatch.setattr(running.time, "sleep", lambda s: None)
-    refused, exited = [], []
+    exited = []
     supervise = running._supervise
 
     def supervise_then_note(*args):
@@ -264,19 +262,10 @@ def test_a_database_that_drops_the_last_writes_once_each_still_ends_the_job_with
         exited.append(True)  # the trainer has exited: the writes from here on are the job's last
         return state
 
-    def once_each(function):
-        def write(**kwargs):
-            if exited and function.__name__ not in refused:
-                refused.append(function.__name__)
-                raise OperationalError("terminating connection due to administrator command")
-            return function(**kwargs)
-
-        return write
-
     job = _job(training_round, max_steps=5, fake={"sleep_s": 0.05})
     monkeypatch.setattr(running, "_supervise", supervise_then_note)
-    monkeypatch.setattr(running, "training_job_beat", once_each(running.training_job_beat))
-    monkeypatch.setattr(running, "training_job_finish", once_each(running.training_job_finish))
+    names = ("training_job_beat", "training_job_finish")
+    refused = refuse_first_calls(monkeypatch, running, names, armed=lambda: bool(exited))
     done = training_job_run(job_id=job.pk)
     assert refused == ["training_job_beat", "training_job_finish"]
     assert (done.status, done.attempts, done.steps) == ("succeeded", 1, 5)
