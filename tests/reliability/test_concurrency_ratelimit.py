@@ -95,3 +95,12 @@ def test_two_worker_processes_and_two_experiments_stay_inside_one_limit(tmp_path
     assert stats.max_in_flight <= 4, f"{stats.max_in_flight} requests in flight at once"
     assert _excess(replies) <= 1, f"{_excess(replies):.1f} requests over the endpoint's rate"
     print(f"max in flight {stats.max_in_flight}, most over the bucket {_excess(replies):.2f}")
+
+
+def test_with_the_cache_unreachable_the_pacing_mark_fails_no_run_and_a_new_run_starts_empty():
+    from apps.llm import pacing
+    from tests.reliability.harness import free_port, this_process_on
+
+    with this_process_on(f"redis://127.0.0.1:{free_port()}/0"):  # nothing listens there
+        pacing.sending_until(endpoint_id=1, until=0.0)
+        assert pacing.idle_seconds(endpoint_id=1) == 0.0
